@@ -1,0 +1,89 @@
+"""The dialect seam: what the store needs from a database, and nothing more.
+
+A backend reads live rows and runs write transactions. Everything that varies between databases (how
+to connect, how a write takes its lock, how the next versionstamp is drawn, how an upsert is spelt,
+which failures are retried, how driver errors become KVErrors) lives behind this interface; validation,
+encoding and the write rules above it are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeAlias, TypeVar
+
+T = TypeVar("T")
+
+
+Row: TypeAlias = tuple[str, bytes, int, str | None, str, int, int, int | None, int | None, int]
+"""A stored entry as a backend returns it, positionally: key, value, version, metadata, content_type,
+created_us, updated_us, expires_us, ttl_us, refresh_on_access (0 or 1). Times are epoch microseconds.
+Plain tuples, because the driver's rows are already tuples and the read path is hot."""
+
+Current: TypeAlias = tuple[int, int]
+"""What a write needs to know of a live entry: (version, created_us)."""
+
+
+class Transaction(Protocol):
+    """Statements available inside one write transaction, which holds the write lock."""
+
+    def current(self, namespace: str, key: str, now_us: int) -> Current | None:
+        """The live entry at ``key``, or None."""
+
+    def next_version(self) -> int:
+        """Draw this commit's version: greater than every version committed before."""
+
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        version: int,
+        created_us: int,
+        updated_us: int,
+        expires_us: int | None,
+        ttl_us: int | None,
+        refresh_on_access: bool,
+    ) -> None:
+        """Insert or wholly replace the entry at ``key``."""
+
+    def delete(self, namespace: str, key: str) -> None:
+        """Remove the entry at ``key``, live or not."""
+
+
+class Backend(Protocol):
+    """A database holding kvstore's tables."""
+
+    def get(self, namespace: str, key: str, now_us: int) -> Row | None:
+        """The live entry at ``key``."""
+
+    def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:
+        """The live entries among ``keys``, read in one snapshot, in no particular order."""
+
+    def scan(
+        self,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[Row]:
+        """Live entries with ``start <= key < end`` in key order (descending when ``reverse``).
+
+        ``resume`` is the last key of the previous page: only keys past it, in the listing's direction, count.
+        """
+
+    def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
+        """Move the expiry of the live entry at ``key`` if it still has ``version``; True if it did."""
+
+    def transact(self, body: Callable[[Transaction], T]) -> T:
+        """Run ``body`` in one write transaction and commit; retried whole if the database asks."""
+
+    def purge_batch(self, now_us: int, limit: int) -> int:
+        """Delete at most ``limit`` expired entries in one transaction; return how many."""
+
+    def close(self) -> None:
+        """Close every connection; later calls raise StoreClosedError."""

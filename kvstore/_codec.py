@@ -1,0 +1,155 @@
+"""Encoding of what kvstore stores: values (msgpack), metadata (JSON), versionstamps and instants.
+
+Values are msgpack, never pickle: decoding a database written by someone else yields plain data and
+cannot run code. Only the types listed in ``Value`` are accepted, checked by exact type so that every
+value reads back equal to, and of the same type as, what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Final, TypeAlias
+
+import msgpack
+
+from ._errors import InvalidMetadataError, InvalidValueError, ValueTooLargeError
+
+Value: TypeAlias = bool | int | float | str | bytes | list["Value"] | dict[str, "Value"] | None
+"""What ``set`` accepts: JSON-like data plus bytes, kept apart from str."""
+
+JSON: TypeAlias = bool | int | float | str | list["JSON"] | dict[str, "JSON"] | None
+
+MAX_DEPTH: Final = 64
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
+DEFAULT_MAX_VALUE_SIZE: Final = 16 * 1024 * 1024
+DEFAULT_MAX_METADATA_SIZE: Final = 1024
+
+CONTENT_TYPE_BINARY: Final = "application/octet-stream"
+CONTENT_TYPE_TEXT: Final = "text/plain; charset=utf-8"
+CONTENT_TYPE_JSON: Final = "application/json"
+
+_SCALARS: Final = frozenset({type(None), bool, float, str, bytes})
+_JSON_SCALARS: Final = frozenset({type(None), bool, str})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _check_value(value: object, depth: int) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+            raise InvalidValueError(f"int {value} is outside the signed 64-bit range")
+        return
+    if depth >= MAX_DEPTH:
+        raise InvalidValueError(f"value is nested deeper than {MAX_DEPTH} levels")
+    if kind is list:
+        for item in value:  # type: ignore[attr-defined]
+            _check_value(item, depth + 1)
+        return
+    if kind is dict:
+        for name, item in value.items():  # type: ignore[attr-defined]
+            if type(name) is not str:
+                raise InvalidValueError(f"dict keys must be str, not {type(name).__name__}")
+            _check_value(item, depth + 1)
+        return
+    raise InvalidValueError(
+        f"cannot store a {kind.__name__}: values are None, bool, int, float, str, bytes, list or dict"
+    )
+
+
+def encode_value(value: object, max_size: int) -> bytes:
+    """Check ``value`` and return its msgpack encoding, at most ``max_size`` bytes."""
+    _check_value(value, 0)
+    # A fresh packer per call: a shared msgpack.Packer is not safe across threads.
+    data = msgpack.packb(value, use_bin_type=True, strict_types=True)
+    if len(data) > max_size:
+        raise ValueTooLargeError(f"value encodes to {len(data)} bytes; the limit is {max_size}")
+    return data
+
+
+def decode_value(data: bytes) -> Value:
+    """Decode a stored value; str stays str and bytes stay bytes."""
+    result: Value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    return result
+
+
+def default_content_type(value: object) -> str:
+    """The content type implied by a value's type."""
+    kind = type(value)
+    if kind is bytes:
+        return CONTENT_TYPE_BINARY
+    if kind is str:
+        return CONTENT_TYPE_TEXT
+    return CONTENT_TYPE_JSON
+
+
+def _check_json(value: object, depth: int) -> None:
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
+            raise InvalidMetadataError(f"int {value} is outside the signed 64-bit range")
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise InvalidMetadataError(f"metadata cannot hold {value!r}: JSON has no such number")
+        return
+    if depth >= MAX_DEPTH:
+        raise InvalidMetadataError(f"metadata is nested deeper than {MAX_DEPTH} levels")
+    if kind is list:
+        for item in value:  # type: ignore[attr-defined]
+            _check_json(item, depth + 1)
+        return
+    if kind is dict:
+        for name, item in value.items():  # type: ignore[attr-defined]
+            if type(name) is not str:
+                raise InvalidMetadataError(f"metadata keys must be str, not {type(name).__name__}")
+            _check_json(item, depth + 1)
+        return
+    raise InvalidMetadataError(f"metadata cannot hold a {kind.__name__}: it must be JSON-compatible")
+
+
+def encode_metadata(metadata: object, max_size: int) -> str | None:
+    """Check ``metadata`` and return it as compact JSON (None when empty or absent)."""
+    if metadata is None:
+        return None
+    if type(metadata) is not dict:
+        raise InvalidMetadataError(f"metadata must be a dict, not {type(metadata).__name__}")
+    _check_json(metadata, 0)
+    if not metadata:
+        return None
+    text = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    size = len(text.encode())
+    if size > max_size:
+        raise ValueTooLargeError(f"metadata encodes to {size} bytes of JSON; the limit is {max_size}")
+    return text
+
+
+def decode_metadata(text: str | None) -> dict[str, JSON]:
+    """Decode stored metadata; an entry without metadata has an empty dict."""
+    if text is None:
+        return {}
+    result: dict[str, JSON] = json.loads(text)
+    return result
+
+
+def format_versionstamp(version: int) -> str:
+    """The 20-hex-digit versionstamp of a commit: 16 digits of commit counter, 4 of batch index."""
+    return f"{version:016x}0000"
+
+
+def parse_versionstamp(versionstamp: str) -> int:
+    """The commit counter of a well-formed versionstamp; -1 if it can name no commit."""
+    if not versionstamp.endswith("0000"):
+        return -1
+    return int(versionstamp[:16], 16)
+
+
+def from_epoch_us(us: int) -> datetime:
+    """A UTC datetime from microseconds since the epoch, exactly."""
+    return _EPOCH + timedelta(microseconds=us)

@@ -1,0 +1,79 @@
+"""What kvstore returns: the result of a set, a stored entry, and a page of a listing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import overload
+
+from ._codec import JSON, Value
+
+__all__ = ["Entry", "Page", "SetResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    """The outcome of ``set``.
+
+    ``ok`` is False only when a condition (``if_versionstamp``, ``if_not_exists``) failed. ``committed`` is
+    True when this call wrote; ``versionstamp`` is then the new one, otherwise the current live entry's
+    (or None when there is none). ``key``, ``expires_at``, ``content_type`` and ``size_bytes`` describe the
+    write that was asked for.
+    """
+
+    ok: bool
+    committed: bool
+    versionstamp: str | None
+    created: bool
+    key: str
+    expires_at: datetime | None
+    content_type: str
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A live entry as read from the store; every datetime is UTC-aware."""
+
+    key: str
+    value: Value
+    versionstamp: str
+    metadata: dict[str, JSON]
+    content_type: str
+    size_bytes: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Sequence[Entry]):
+    """One page of a listing, in the order asked for.
+
+    ``cursor`` is None when the listing is exhausted; otherwise pass it back to ``list`` (with the same
+    prefix and direction) to continue after the last entry of this page.
+    """
+
+    entries: list[Entry] = field(default_factory=list)
+    cursor: str | None = None
+
+    @overload
+    def __getitem__(self, index: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Entry]: ...
+
+    def __getitem__(self, index: int | slice) -> Entry | list[Entry]:
+        return self.entries[index]
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    @property
+    def keys(self) -> list[str]:
+        """The keys of this page, in order."""
+        return [entry.key for entry in self.entries]

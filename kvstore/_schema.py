@@ -1,0 +1,61 @@
+"""The one definition of kvstore's tables; alembic revisions in migrations/ are checked against it.
+
+Times are integer microseconds since the Unix epoch, taken from the store's clock, never the database's.
+Imported only by migrations and tests: the SQLite hot path uses the named statements in ``_sqlite``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+__all__ = ["entries", "metadata", "versionstamps"]
+
+metadata = MetaData()
+
+entries = Table(
+    "kvstore_entries",
+    metadata,
+    # A rowid table with a unique index, not WITHOUT ROWID: values may be megabytes, and SQLite advises
+    # WITHOUT ROWID only for rows far smaller than a page.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("namespace", String(64), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("value", LargeBinary(), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("metadata", Text(), nullable=True),
+    Column("version", BigInteger(), nullable=False),
+    Column("created_us", BigInteger(), nullable=False),
+    Column("updated_us", BigInteger(), nullable=False),
+    Column("expires_us", BigInteger(), nullable=True),
+    Column("ttl_us", BigInteger(), nullable=True),
+    Column("refresh_on_access", Boolean(), nullable=False),
+    UniqueConstraint("namespace", "key", name="uq_kvstore_entries_namespace_key"),
+)
+
+# Partial: permanent entries never enter the index that purge_expired walks.
+Index(
+    "ix_kvstore_entries_expires_us",
+    entries.c.expires_us,
+    sqlite_where=entries.c.expires_us.isnot(None),
+    postgresql_where=entries.c.expires_us.isnot(None),
+)
+
+# One row (id = 1) holding the last commit counter: the source of every versionstamp.
+versionstamps = Table(
+    "kvstore_versionstamp",
+    metadata,
+    Column("id", Integer(), primary_key=True, autoincrement=False),
+    Column("version", BigInteger(), nullable=False),
+)

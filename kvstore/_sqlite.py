@@ -1,0 +1,427 @@
+"""The SQLite backend: connections, pragmas, transactions, and every statement kvstore runs on SQLite.
+
+The statements are named constants rather than SQLAlchemy constructs compiled per call: SQLAlchemy's
+import alone costs a quarter of a second and its per-statement overhead exceeds a primary-key lookup.
+``_schema`` stays the one definition of the tables; a test runs every constant here against a database
+that alembic built from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Final, TypeVar
+
+from ._backend import Current, Row
+from ._errors import (
+    KVError,
+    NotADatabaseError,
+    ReadOnlyStoreError,
+    StorageError,
+    StorageFullError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
+from ._migrate import VERSION_TABLE, needs_upgrade, upgrade
+
+T = TypeVar("T")
+
+_COLUMNS: Final = (
+    "key, value, version, metadata, content_type, created_us, updated_us, expires_us, ttl_us, refresh_on_access"
+)
+_LIVE: Final = "(expires_us IS NULL OR expires_us > ?)"
+
+SQL_GET: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+SQL_SCAN: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_REVERSE: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+)
+SQL_REFRESH: Final = (
+    "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
+)
+SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+SQL_PUT: Final = (
+    "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
+    " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, content_type = excluded.content_type,"
+    " metadata = excluded.metadata, version = excluded.version, created_us = excluded.created_us,"
+    " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
+    " refresh_on_access = excluded.refresh_on_access"
+)
+SQL_DELETE: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key = ?"
+# The subquery walks the partial index on expires_us, so a purge never scans permanent entries.
+SQL_PURGE: Final = (
+    "DELETE FROM kvstore_entries WHERE id IN"
+    " (SELECT id FROM kvstore_entries WHERE expires_us <= ? ORDER BY expires_us LIMIT ?)"
+)
+SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
+
+_IN_CHUNK: Final = 500  # keys per IN (...) list; far below SQLite's bound-parameter limit
+_NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so a dead thread's connection is freed and closed."""
+
+
+class _Tx:
+    """The statements of one write transaction (see ``_backend.Transaction``)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def current(self, namespace: str, key: str, now_us: int) -> Current | None:
+        row: Current | None = self._conn.execute(SQL_CURRENT, (namespace, key, now_us)).fetchone()
+        return row
+
+    def next_version(self) -> int:
+        version: int = self._conn.execute(SQL_NEXT_VERSION).fetchone()[0]
+        return version
+
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        version: int,
+        created_us: int,
+        updated_us: int,
+        expires_us: int | None,
+        ttl_us: int | None,
+        refresh_on_access: bool,
+    ) -> None:
+        self._conn.execute(
+            SQL_PUT,
+            (
+                namespace,
+                key,
+                value,
+                content_type,
+                metadata,
+                version,
+                created_us,
+                updated_us,
+                expires_us,
+                ttl_us,
+                refresh_on_access,
+            ),
+        )
+
+    def delete(self, namespace: str, key: str) -> None:
+        self._conn.execute(SQL_DELETE, (namespace, key))
+
+
+# SQLite primary result codes (the low byte of an extended code).
+_BUSY, _LOCKED, _READONLY, _PERM, _FULL, _CORRUPT, _NOTADB, _CANTOPEN = 5, 6, 8, 3, 13, 11, 26, 14
+
+
+class SQLiteBackend:
+    """kvstore's tables in one SQLite file (or one in-memory database).
+
+    Each thread gets its own connection; an in-memory database has a single connection behind a lock,
+    because every connection to ``:memory:`` would open a different, empty database.
+    """
+
+    def __init__(self, path: str, *, busy_timeout: float, synchronous: str) -> None:
+        self._path = path
+        self._memory = path == ":memory:"
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
+        self._closed = False
+        self._local = threading.local()
+        self._conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._shared: _Connection | None = None  # the one connection of an in-memory database
+        self._registry = threading.Lock()
+        # Only an in-memory store shares one connection, and so needs the lock; a file store's threads
+        # each have their own connection and SQLite's locks between them.
+        self._lock: threading.RLock | _NoLock = threading.RLock() if self._memory else _NO_LOCK
+        _BACKENDS.add(self)
+        try:
+            self._prepare(self._conn())
+        except BaseException:
+            self.close()
+            raise
+
+    # -- connections -------------------------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            conn = self._open()
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        with self._registry:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            if self._shared is not None:
+                conn = self._shared
+            else:
+                conn = self._connect()
+                self._conns.add(conn)
+                if self._memory:
+                    self._shared = conn
+        self._local.conn = conn
+        return conn
+
+    def _connect(self) -> _Connection:
+        try:
+            # isolation_level=None: the sqlite3 module must not open transactions behind our back; kvstore
+            # issues BEGIN IMMEDIATE itself. check_same_thread=False only so close() may close every thread's
+            # connection: each connection is still used by one thread at a time.
+            conn = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                factory=_Connection,
+            )
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            # NORMAL is durable against application crashes in WAL mode; FULL also survives power loss.
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # After a checkpoint, trim the WAL back to 64 MiB instead of keeping its high-water size.
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._translate(exc) from exc
+        assert isinstance(conn, _Connection)
+        return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check the schema revision, turn on WAL, and migrate if the schema is missing or older.
+
+        The revision is read before anything is written, so a file that is not SQLite, or whose schema
+        is newer than this library, is refused untouched.
+        """
+        try:
+            stale = needs_upgrade(self._revisions(conn))
+            if not self._memory and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # WAL lets readers proceed while one writer commits; the setting persists in the file.
+                conn.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        if stale:
+            self._migrate(conn)
+
+    def _revisions(self, conn: sqlite3.Connection) -> list[str]:
+        if conn.execute(SQL_HAS_VERSION_TABLE, (VERSION_TABLE,)).fetchone() is None:
+            return []
+        return [row[0] for row in conn.execute(SQL_REVISIONS)]
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Run alembic on this connection, inside BEGIN IMMEDIATE so that concurrent openers wait."""
+        import sqlalchemy
+        from sqlalchemy.pool import StaticPool
+
+        engine = sqlalchemy.create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
+
+        @sqlalchemy.event.listens_for(engine, "begin")
+        def _begin(connection: sqlalchemy.Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+        try:
+            with engine.connect() as connection, connection.begin():
+                # Another process may have migrated while this one waited for the lock: look again.
+                if needs_upgrade(self._revisions(conn)):
+                    upgrade(connection)
+        except sqlalchemy.exc.DBAPIError as exc:
+            orig = exc.orig
+            raise (self._translate(orig) if isinstance(orig, sqlite3.Error) else StorageError(str(exc))) from exc
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+
+    def close(self) -> None:
+        with self._registry:
+            self._closed = True
+            conns = list(self._conns)
+            self._conns = weakref.WeakSet()
+            self._shared = None
+        for conn in conns:
+            # Best effort: a connection busy in another thread is freed, and closed, when it finishes.
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- errors ------------------------------------------------------------------------------------------
+
+    def _translate(self, exc: sqlite3.Error) -> KVError:
+        """The KVError for a sqlite3 error; the caller raises it ``from exc``."""
+        if self._closed:
+            return StoreClosedError("the store is closed")
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = code & 0xFF if isinstance(code, int) else None
+        where = "in-memory database" if self._memory else f"database {self._path!r}"
+        if primary in (_BUSY, _LOCKED):
+            return StoreBusyError(
+                f"{where} is locked: another writer held it past the busy timeout of {self._busy_timeout} s"
+            )
+        if primary == _FULL:
+            return StorageFullError(f"{where} is full: the disk or the page limit is reached ({exc})")
+        if primary in (_READONLY, _PERM):
+            return ReadOnlyStoreError(f"{where} cannot be written ({exc})")
+        if primary in (_NOTADB, _CORRUPT):
+            return NotADatabaseError(f"{where} is not an SQLite database or is corrupt ({exc})")
+        if primary == _CANTOPEN:
+            return StoreUnavailableError(f"{where} cannot be opened ({exc})")
+        return StorageError(f"{where} failed: {exc}")
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def get(self, namespace: str, key: str, now_us: int) -> Row | None:
+        with self._lock:
+            try:
+                row: Row | None = self._conn().execute(SQL_GET, (namespace, key, now_us)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+        return row
+
+    def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:
+        unique = list(dict.fromkeys(keys))
+        chunks = [unique[i : i + _IN_CHUNK] for i in range(0, len(unique), _IN_CHUNK)]
+        rows: list[Row] = []
+        with self._lock:
+            conn = self._conn()
+            try:
+                if len(chunks) > 1:
+                    conn.execute("BEGIN")  # one snapshot across the chunks
+                for chunk in chunks:
+                    sql = SQL_GET_MANY + "(" + ", ".join("?" * len(chunk)) + ")"
+                    rows.extend(conn.execute(sql, (namespace, now_us, *chunk)))
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._translate(exc) from exc
+        return rows
+
+    def scan(
+        self,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[Row]:
+        if reverse:
+            sql, past = SQL_SCAN_REVERSE, end if resume is None else resume
+        else:
+            sql, past = SQL_SCAN, "" if resume is None else resume
+        params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
+        with self._lock:
+            try:
+                return self._conn().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
+        with self._lock:
+            try:
+                cursor = self._conn().execute(SQL_REFRESH, (expires_us, namespace, key, version, now_us))
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+        return cursor.rowcount == 1
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            conn = self._conn()
+            try:
+                # IMMEDIATE takes the write lock now, waiting up to the busy timeout, instead of failing at
+                # the first write when a read transaction cannot be upgraded.
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                # Also on KeyboardInterrupt or a cancelled task: never leave a half-applied transaction open.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # the original error says more
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc) from exc
+                raise
+        return result
+
+    def transact(self, body: Callable[[_Tx], T]) -> T:
+        return self._write(lambda conn: body(_Tx(conn)))
+
+    def purge_batch(self, now_us: int, limit: int) -> int:
+        return self._write(lambda conn: conn.execute(SQL_PURGE, (now_us, limit)).rowcount)
+
+
+class _NoLock:
+    """A stand-in for the lock that file stores do not need."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK: Final = _NoLock()
+
+# -- fork safety -------------------------------------------------------------------------------------------
+# SQLite forbids using a connection in a child process, and even freeing one there runs sqlite3_close on
+# the parent's file. So the child starts with fresh connections and keeps the inherited ones referenced,
+# unclosed, for its whole life. They are pinned before the fork because the interpreter frees other
+# threads' state in the child before any after-fork hook runs.
+_BACKENDS: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
+_PINNED: list[object] = []
+_INHERITED: list[object] = []
+
+
+def _pin() -> None:
+    for backend in list(_BACKENDS):
+        if not backend._memory:
+            _PINNED.extend(backend._conns)
+
+
+def _unpin() -> None:
+    _PINNED.clear()
+
+
+def _reset_in_child() -> None:
+    _INHERITED.extend(_PINNED)
+    _PINNED.clear()
+    for backend in list(_BACKENDS):
+        backend._registry = threading.Lock()
+        if backend._memory:
+            # The child owns a private copy of an in-memory database: keep using its one connection.
+            backend._lock = threading.RLock()
+            continue
+        backend._local = threading.local()
+        backend._conns = weakref.WeakSet()
+
+
+os.register_at_fork(before=_pin, after_in_parent=_unpin, after_in_child=_reset_in_child)

@@ -1,0 +1,114 @@
+"""KVStore: opening a database, its lifecycle, and store-wide maintenance."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final, Self
+
+from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE
+from ._errors import ConfigurationError
+from ._namespace import DEFAULT_NAMESPACE, Namespace, _Shared
+from ._sqlite import SQLiteBackend
+
+_SYNCHRONOUS: Final = ("NORMAL", "FULL")
+
+
+def _sqlite_path(target: str | os.PathLike[str]) -> str:
+    """The SQLite path (or ``:memory:``) named by a file path or an SQLAlchemy URL."""
+    if isinstance(target, os.PathLike):
+        return os.fspath(target)
+    if type(target) is not str:
+        raise ConfigurationError(f"a store is opened from a path or URL string, not {type(target).__name__}")
+    if "://" not in target:
+        return target or ":memory:"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(target)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"cannot parse database URL: {exc}") from exc
+    if url.get_backend_name() != "sqlite" or url.get_driver_name() not in ("pysqlite", "sqlite"):
+        raise ConfigurationError(
+            f"unsupported database {url.drivername!r}: kvstore opens SQLite paths and sqlite:// URLs"
+        )
+    if url.query:
+        raise ConfigurationError("sqlite URLs take no query parameters here: pass options to KVStore instead")
+    return url.database or ":memory:"
+
+
+def _positive_int(name: str, value: object) -> int:
+    if type(value) is not int or value < 1:
+        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+class KVStore(Namespace):
+    """A persistent key-value store on SQLite: the default namespace, and the door to the others.
+
+    ``target`` is a file path, ``":memory:"``, or an SQLAlchemy URL (``sqlite:///app.db``). Opening creates
+    the file and its schema, or upgrades an older schema. ``clock`` supplies every "now" (epoch seconds).
+    ``synchronous="FULL"`` makes commits survive power loss, not only crashes, at some cost per write.
+    """
+
+    __slots__ = ("_backend",)
+
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
+        purge_batch_size: int = 500,
+        auto_purge_every: int = 1000,
+    ) -> None:
+        path = _sqlite_path(target)
+        if not callable(clock):
+            raise ConfigurationError("clock must be a callable returning epoch seconds")
+        if type(busy_timeout) not in (int, float) or not (math.isfinite(busy_timeout) and busy_timeout >= 0):
+            raise ConfigurationError(f"busy_timeout must be a non-negative number of seconds, got {busy_timeout!r}")
+        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+            raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
+        if type(auto_purge_every) is not int or auto_purge_every < 0:
+            raise ConfigurationError(f"auto_purge_every must be an int >= 0 (0 turns it off), got {auto_purge_every!r}")
+        limits = (
+            _positive_int("max_value_size", max_value_size),
+            _positive_int("max_metadata_size", max_metadata_size),
+            _positive_int("purge_batch_size", purge_batch_size),
+        )
+        self._backend = SQLiteBackend(path, busy_timeout=float(busy_timeout), synchronous=synchronous.upper())
+        super().__init__(_Shared(self._backend, clock, *limits, auto_purge_every), DEFAULT_NAMESPACE)
+
+    def purge_expired(self) -> int:
+        """Delete every expired entry in every namespace, in bounded batches; return how many."""
+        shared = self._shared
+        total = 0
+        while True:
+            deleted = self._backend.purge_batch(shared.now_us(), shared.purge_batch_size)
+            total += deleted
+            if deleted < shared.purge_batch_size:
+                return total
+
+    def close(self) -> None:
+        """Close every connection; using the store afterwards raises StoreClosedError."""
+        self._backend.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._backend.closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
