@@ -1,0 +1,221 @@
+"""Values, content types, sizes and metadata: what is stored, and what is refused before any write."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import msgpack
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kvstore import (
+    InvalidContentTypeError,
+    InvalidMetadataError,
+    InvalidValueError,
+    KVStore,
+    Value,
+    ValueTooLargeError,
+)
+
+INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+SCALARS = st.none() | st.booleans() | INT64 | st.floats(allow_nan=False) | st.text() | st.binary()
+VALUES: st.SearchStrategy[Value] = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal and of the same types all the way down (True == 1 would hide a bool turned int)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+@given(VALUES)
+def test_values_round_trip_with_their_types(value: Value) -> None:
+    with KVStore(":memory:") as kv:
+        result = kv.set("k", value)
+        entry = kv.get("k")
+        assert entry is not None
+        assert _same(entry.value, value)
+        assert entry.size_bytes == result.size_bytes == len(msgpack.packb(value, use_bin_type=True))
+
+
+def test_nan_and_infinities_round_trip(kv: KVStore) -> None:
+    kv.set("k", [math.inf, -math.inf, math.nan])
+    entry = kv.get("k")
+    assert entry is not None
+    assert isinstance(entry.value, list)
+    assert entry.value[:2] == [math.inf, -math.inf]
+    assert isinstance(entry.value[2], float)
+    assert math.isnan(entry.value[2])
+
+
+def test_bytes_and_str_stay_apart(kv: KVStore) -> None:
+    kv.set("b", b"abc")
+    kv.set("s", "abc")
+    b, s = kv.get_many(["b", "s"])
+    assert b is not None
+    assert s is not None
+    assert b.value == b"abc"
+    assert type(b.value) is bytes
+    assert s.value == "abc"
+    assert type(s.value) is str
+
+
+@pytest.mark.parametrize(
+    ("value", "content_type"),
+    [
+        (b"\x00\x01", "application/octet-stream"),
+        ("text", "text/plain; charset=utf-8"),
+        ({"a": 1}, "application/json"),
+        ([1, 2], "application/json"),
+        (None, "application/json"),
+        (3, "application/json"),
+        (1.5, "application/json"),
+        (True, "application/json"),
+    ],
+)
+def test_default_content_types(kv: KVStore, value: Value, content_type: str) -> None:
+    assert kv.set("k", value).content_type == content_type
+    entry = kv.get("k")
+    assert entry is not None
+    assert entry.content_type == content_type
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["image/png", "application/vnd.api+json", "text/csv; charset=utf-8", 'text/plain; format="flowed"', "a/b"],
+)
+def test_given_content_type_is_kept(kv: KVStore, content_type: str) -> None:
+    assert kv.set("k", b"data", content_type=content_type).content_type == content_type
+    entry = kv.get("k")
+    assert entry is not None
+    assert entry.content_type == content_type
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["", "png", "image/", "/png", "image png", "image/png/x", "text/plain; charset", "é/x", "a/" + "b" * 300],
+)
+def test_malformed_content_types_are_rejected(kv: KVStore, content_type: str) -> None:
+    with pytest.raises(InvalidContentTypeError):
+        kv.set("k", b"data", content_type=content_type)
+    assert kv.get("k") is None
+
+
+class _Custom:
+    pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {1, 2},
+        datetime(2026, 1, 1, tzinfo=UTC),
+        _Custom(),
+        Decimal("1.5"),
+        2**63,
+        -(2**63) - 1,
+        {1: "int key"},
+        {"nested": {(1, 2): "tuple key"}},
+        (1, 2),
+        bytearray(b"x"),
+        [1, [2, [object()]]],
+        {"deep": [{"set": {3}}]},
+    ],
+    ids=repr,
+)
+def test_unsupported_values_are_rejected_and_nothing_is_written(kv: KVStore, value: object) -> None:
+    kv.set("k", "before")
+    with pytest.raises(InvalidValueError):
+        kv.set("k", value)
+    entry = kv.get("k")
+    assert entry is not None
+    assert entry.value == "before"
+
+
+def test_int_range_edges(kv: KVStore) -> None:
+    for edge in (2**63 - 1, -(2**63)):
+        kv.set("k", edge)
+        entry = kv.get("k")
+        assert entry is not None
+        assert entry.value == edge
+
+
+def test_self_referencing_values_are_rejected(kv: KVStore) -> None:
+    loop: list[object] = []
+    loop.append(loop)
+    with pytest.raises(InvalidValueError, match="nested"):
+        kv.set("k", loop)
+
+
+def test_value_size_limit_is_configurable_and_exact(clock: object) -> None:
+    with KVStore(":memory:", max_value_size=100) as kv:
+        at_limit = b"x" * (100 - len(msgpack.packb(b"x" * 97)) + 97)
+        assert len(msgpack.packb(at_limit)) == 100
+        assert kv.set("k", at_limit).size_bytes == 100
+        with pytest.raises(ValueTooLargeError, match="100"):
+            kv.set("k", at_limit + b"y")
+        entry = kv.get("k")
+        assert entry is not None
+        assert entry.value == at_limit
+
+
+def test_default_value_limit_is_16_mib() -> None:
+    with KVStore(":memory:") as kv:
+        with pytest.raises(ValueTooLargeError):
+            kv.set("k", b"x" * (16 * 1024 * 1024))
+        assert kv.set("k", b"x" * (16 * 1024 * 1024 - 5)).size_bytes == 16 * 1024 * 1024
+
+
+def test_metadata_round_trips(kv: KVStore) -> None:
+    meta: dict[str, object] = {"schema": "v1", "tags": ["a", "b"], "n": 1, "f": 0.5, "ok": True, "none": None}
+    kv.set("k", 1, metadata=meta)
+    entry = kv.get("k")
+    assert entry is not None
+    assert entry.metadata == meta
+    kv.set("plain", 1)
+    plain = kv.get("plain")
+    assert plain is not None
+    assert plain.metadata == {}
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [[1, 2], "text", {1: "int key"}, {"f": math.nan}, {"f": math.inf}, {"b": b"bytes"}, {"d": {"s": {1}}}],
+    ids=repr,
+)
+def test_metadata_must_be_a_json_compatible_dict(kv: KVStore, metadata: object) -> None:
+    with pytest.raises(InvalidMetadataError):
+        kv.set("k", 1, metadata=metadata)  # type: ignore[arg-type]
+    assert kv.get("k") is None
+
+
+def test_metadata_limit_edges() -> None:
+    with KVStore(":memory:") as kv:
+        # {"m":"..."} is 8 bytes of JSON around the string.
+        kv.set("k", 1, metadata={"m": "x" * (1024 - 8)})
+        with pytest.raises(ValueTooLargeError, match="1024"):
+            kv.set("k", 2, metadata={"m": "x" * (1024 - 7)})
+        entry = kv.get("k")
+        assert entry is not None
+        assert entry.value == 1
+    with KVStore(":memory:", max_metadata_size=16) as kv:
+        with pytest.raises(ValueTooLargeError):
+            kv.set("k", 1, metadata={"m": "x" * 9})
+        assert kv.set("k", 1, metadata={"m": "x" * 8}).ok
+
+
+def test_metadata_limit_counts_utf8_bytes() -> None:
+    with KVStore(":memory:", max_metadata_size=16) as kv, pytest.raises(ValueTooLargeError):
+        kv.set("k", 1, metadata={"m": "é" * 5})  # 8 bytes of JSON + 10 bytes of UTF-8
