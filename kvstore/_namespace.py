@@ -6,6 +6,7 @@ share the store's backend, clock and limits, and no operation ever crosses from 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +23,7 @@ from ._codec import (
     from_epoch_us,
 )
 from ._cursor import decode_cursor, encode_cursor
-from ._errors import ConfigurationError, InvalidOptionsError
+from ._errors import ConfigurationError, InvalidOptionsError, StorageError
 from ._models import Entry, Page, SetResult
 from ._validation import (
     check_content_type,
@@ -234,11 +235,16 @@ class Namespace:
         return current
 
     def _after_write(self) -> None:
-        """Every so many committed writes, purge one small batch of expired entries."""
+        """Every so many committed writes, purge one batch of expired entries.
+
+        Best effort: the write has already committed, so a purge that fails (say, the lock is busy) must
+        not turn its success into an error; the next round, or purge_expired, catches up.
+        """
         shared = self._shared
-        shared.writes += 1
+        shared.writes += 1  # unlocked: an approximate count is all a purge schedule needs
         if shared.auto_purge_every and shared.writes % shared.auto_purge_every == 0:
-            shared.backend.purge_batch(shared.now_us(), shared.purge_batch_size)
+            with contextlib.suppress(StorageError):
+                shared.backend.purge_batch(shared.now_us(), shared.purge_batch_size)
 
 
 def _entry(row: Row) -> Entry:

@@ -27,7 +27,7 @@ from ._errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from ._migrate import VERSION_TABLE, needs_upgrade, upgrade
+from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 
 T = TypeVar("T")
 
@@ -248,6 +248,10 @@ class SQLiteBackend:
             raise (self._translate(orig) if isinstance(orig, sqlite3.Error) else StorageError(str(exc))) from exc
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
+        except KVError:
+            raise
+        except Exception as exc:  # alembic's and SQLAlchemy's own errors: a broken migration environment
+            raise StorageError(f"migrating the schema to revision {HEAD} failed: {exc}") from exc
 
     def close(self) -> None:
         with self._registry:
@@ -313,7 +317,8 @@ class SQLiteBackend:
                     conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):  # the original error says more
+                        conn.execute("ROLLBACK")
                 raise self._translate(exc) from exc
         return rows
 

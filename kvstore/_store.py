@@ -23,8 +23,10 @@ def _sqlite_path(target: str | os.PathLike[str]) -> str:
         return os.fspath(target)
     if type(target) is not str:
         raise ConfigurationError(f"a store is opened from a path or URL string, not {type(target).__name__}")
+    if not target:
+        raise ConfigurationError('an empty target names no database: give a path, ":memory:" or a URL')
     if "://" not in target:
-        return target or ":memory:"
+        return target
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from kvstore import InvalidTTLError, KVStore
+from kvstore import InvalidTTLError, KVStore, StoreBusyError
 
 from .conftest import FakeClock
 
@@ -168,3 +168,19 @@ def test_purge_expired_removes_only_expired_entries(kv: KVStore, clock: FakeCloc
     assert kv.purge_expired() == 6
     assert kv.purge_expired() == 0
     assert kv.list().keys == ["forever", "long"]
+
+
+def test_a_failing_auto_purge_does_not_fail_the_committed_write(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with KVStore(":memory:", clock=clock, auto_purge_every=1) as kv:
+
+        def busy(now_us: int, limit: int) -> int:
+            raise StoreBusyError("locked")
+
+        monkeypatch.setattr(kv._backend, "purge_batch", busy)
+        result = kv.set("k", 1)
+        assert result.committed
+        entry = kv.get("k")
+        assert entry is not None
+        assert entry.versionstamp == result.versionstamp
