@@ -64,8 +64,11 @@ def _check_value(value: object, depth: int) -> None:
 def encode_value(value: object, max_size: int) -> bytes:
     """Check ``value`` and return its msgpack encoding, at most ``max_size`` bytes."""
     _check_value(value, 0)
-    # A fresh packer per call: a shared msgpack.Packer is not safe across threads.
-    data = msgpack.packb(value, use_bin_type=True, strict_types=True)
+    try:
+        # A fresh packer per call: a shared msgpack.Packer is not safe across threads.
+        data = msgpack.packb(value, use_bin_type=True, strict_types=True)
+    except UnicodeEncodeError as exc:
+        raise InvalidValueError(f"a str in the value is not valid Unicode (lone surrogate): {exc}") from exc
     if len(data) > max_size:
         raise ValueTooLargeError(f"value encodes to {len(data)} bytes; the limit is {max_size}")
     return data
@@ -124,7 +127,10 @@ def encode_metadata(metadata: object, max_size: int) -> str | None:
     if not metadata:
         return None
     text = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    size = len(text.encode())
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:
+        raise InvalidMetadataError(f"a str in the metadata is not valid Unicode (lone surrogate): {exc}") from exc
     if size > max_size:
         raise ValueTooLargeError(f"metadata encodes to {size} bytes of JSON; the limit is {max_size}")
     return text

@@ -43,5 +43,6 @@ def upgrade(connection: Connection) -> None:
     config = Config()
     location = str(resources.files("kvstore._migrations"))
     config.set_main_option("script_location", location.replace("%", "%%"))
+    config.set_main_option("path_separator", "os")
     config.attributes["connection"] = connection
     command.upgrade(config, HEAD)

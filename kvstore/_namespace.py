@@ -26,6 +26,7 @@ from ._cursor import decode_cursor, encode_cursor
 from ._errors import ConfigurationError, InvalidOptionsError, StorageError
 from ._models import Entry, Page, SetResult
 from ._validation import (
+    MAX_TTL_US,
     check_content_type,
     check_flag,
     check_key,
@@ -42,6 +43,8 @@ DEFAULT_NAMESPACE: Final = "default"
 # Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
 _END: Final = "~"
 _REFRESH_ATTEMPTS: Final = 8
+# Now + the longest TTL must still be a datetime (year <= 9999).
+_LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
 
 
 @dataclass(slots=True)
@@ -58,9 +61,12 @@ class _Shared:
 
     def now_us(self) -> int:
         try:
-            return round(self.clock() * 1_000_000)
+            now_us = round(self.clock() * 1_000_000)
         except (TypeError, ValueError, OverflowError) as exc:
             raise ConfigurationError(f"the store's clock must return epoch seconds as a number ({exc})") from exc
+        if not 0 <= now_us <= _LATEST_NOW_US:
+            raise ConfigurationError(f"the store's clock says {now_us / 1e6} s: not an instant from 1970 to 9998")
+        return now_us
 
 
 def _end_of(prefix: str) -> str:

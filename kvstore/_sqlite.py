@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
@@ -68,6 +69,7 @@ SQL_PURGE: Final = (
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 
+_HEADER: Final = b"SQLite format 3\x00"
 _IN_CHUNK: Final = 500  # keys per IN (...) list; far below SQLite's bound-parameter limit
 _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
 
@@ -153,6 +155,7 @@ class SQLiteBackend:
         self._lock: threading.RLock | _NoLock = threading.RLock() if self._memory else _NO_LOCK
         _BACKENDS.add(self)
         try:
+            self._check_header()
             self._prepare(self._conn())
         except BaseException:
             self.close()
@@ -206,6 +209,24 @@ class SQLiteBackend:
         assert isinstance(conn, _Connection)
         return conn
 
+    def _check_header(self) -> None:
+        """Refuse a non-empty file that is not SQLite before SQLite sees it.
+
+        SQLite itself rejects most such files, but takes one shorter than its 100-byte header for an
+        empty database and overwrites it on the first write.
+        """
+        if self._memory:
+            return
+        try:
+            with open(self._path, "rb") as file:
+                header = file.read(len(_HEADER))
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return  # SQLite creates the file, or reports why it cannot
+        except OSError as exc:
+            raise StoreUnavailableError(f"database {self._path!r} cannot be read ({exc})") from exc
+        if header and header != _HEADER:
+            raise NotADatabaseError(f"database {self._path!r} is not an SQLite database; it was left untouched")
+
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check the schema revision, turn on WAL, and migrate if the schema is missing or older.
 
@@ -214,13 +235,32 @@ class SQLiteBackend:
         """
         try:
             stale = needs_upgrade(self._revisions(conn))
-            if not self._memory and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                # WAL lets readers proceed while one writer commits; the setting persists in the file.
-                conn.execute("PRAGMA journal_mode = WAL")
+            if not self._memory:
+                self._use_wal(conn)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         if stale:
             self._migrate(conn)
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL (readers then never wait for a writer; the mode persists in the file).
+
+        SQLite refuses the switch at once, without calling the busy handler, while another connection
+        holds a lock (a concurrent opener migrating a new file, say), so the busy timeout is applied here.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        delay = 0.001
+        while True:
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+                if code not in (_BUSY, _LOCKED) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)  # back off between attempts, as SQLite's own busy handler does
+            delay = min(2 * delay, 0.05)
 
     def _revisions(self, conn: sqlite3.Connection) -> list[str]:
         if conn.execute(SQL_HAS_VERSION_TABLE, (VERSION_TABLE,)).fetchone() is None:
@@ -316,8 +356,8 @@ class SQLiteBackend:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):  # the original error says more
+                with contextlib.suppress(sqlite3.Error):  # the original error says more
+                    if conn.in_transaction:
                         conn.execute("ROLLBACK")
                 raise self._translate(exc) from exc
         return rows
@@ -367,8 +407,8 @@ class SQLiteBackend:
                 conn.execute("COMMIT")
             except BaseException as exc:
                 # Also on KeyboardInterrupt or a cancelled task: never leave a half-applied transaction open.
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):  # the original error says more
+                with contextlib.suppress(sqlite3.Error):  # the original error says more
+                    if conn.in_transaction:
                         conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from exc

@@ -219,3 +219,22 @@ def test_metadata_limit_edges() -> None:
 def test_metadata_limit_counts_utf8_bytes() -> None:
     with KVStore(":memory:", max_metadata_size=16) as kv, pytest.raises(ValueTooLargeError):
         kv.set("k", 1, metadata={"m": "é" * 5})  # 8 bytes of JSON + 10 bytes of UTF-8
+
+
+@pytest.mark.parametrize("value", ["\ud800", {"k": "\udc00"}, {"\ud800": 1}, ["ok", ["\udfff"]]], ids=repr)
+def test_strings_with_lone_surrogates_are_invalid_values(kv: KVStore, value: object) -> None:
+    with pytest.raises(InvalidValueError, match="Unicode"):
+        kv.set("k", value)
+    assert kv.get("k") is None
+
+
+def test_metadata_with_lone_surrogates_is_invalid(kv: KVStore) -> None:
+    with pytest.raises(InvalidMetadataError, match="Unicode"):
+        kv.set("k", 1, metadata={"m": "\ud800"})
+    assert kv.get("k") is None
+
+
+@pytest.mark.parametrize("content_type", ['text/plain; x="\ud800"', 'text/plain; x="é"', 'text/plain; x="a\\"b"'])
+def test_content_type_parameters_are_ascii(kv: KVStore, content_type: str) -> None:
+    with pytest.raises(InvalidContentTypeError):
+        kv.set("k", 1, content_type=content_type)
