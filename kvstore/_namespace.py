@@ -60,10 +60,13 @@ class _Shared:
     writes: int = 0
 
     def now_us(self) -> int:
+        now = self.clock()
+        if type(now) is not float and type(now) is not int:
+            raise ConfigurationError(f"the store's clock must return epoch seconds as a number, not {now!r}")
         try:
-            now_us = round(self.clock() * 1_000_000)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ConfigurationError(f"the store's clock must return epoch seconds as a number ({exc})") from exc
+            now_us = round(now * 1_000_000)
+        except (ValueError, OverflowError) as exc:  # nan, inf
+            raise ConfigurationError(f"the store's clock returned {now!r}, which is no instant") from exc
         if not 0 <= now_us <= _LATEST_NOW_US:
             raise ConfigurationError(f"the store's clock says {now_us / 1e6} s: not an instant from 1970 to 9998")
         return now_us

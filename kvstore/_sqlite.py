@@ -69,7 +69,6 @@ SQL_PURGE: Final = (
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 
-_HEADER: Final = b"SQLite format 3\x00"
 _IN_CHUNK: Final = 500  # keys per IN (...) list; far below SQLite's bound-parameter limit
 _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
 
@@ -210,21 +209,22 @@ class SQLiteBackend:
         return conn
 
     def _check_header(self) -> None:
-        """Refuse a non-empty file that is not SQLite before SQLite sees it.
+        """Refuse a one-byte file, the only non-SQLite file SQLite would take for an empty database.
 
-        SQLite itself rejects most such files, but takes one shorter than its 100-byte header for an
-        empty database and overwrites it on the first write.
+        SQLite's unix layer reports a file of exactly one byte as empty and overwrites it on the first
+        write; every other non-SQLite file it rejects itself. The check is a stat, never an open: closing
+        any descriptor of a file drops every POSIX lock this process holds on it, SQLite's included, and
+        another process could then checkpoint and delete the WAL under a live store.
         """
         if self._memory:
             return
         try:
-            with open(self._path, "rb") as file:
-                header = file.read(len(_HEADER))
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            size = os.stat(self._path).st_size
+        except (FileNotFoundError, NotADirectoryError):
             return  # SQLite creates the file, or reports why it cannot
         except OSError as exc:
-            raise StoreUnavailableError(f"database {self._path!r} cannot be read ({exc})") from exc
-        if header and header != _HEADER:
+            raise StoreUnavailableError(f"database {self._path!r} cannot be examined ({exc})") from exc
+        if size == 1:
             raise NotADatabaseError(f"database {self._path!r} is not an SQLite database; it was left untouched")
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
