@@ -24,7 +24,7 @@ from ._errors import (
     ValidationError,
     ValueTooLargeError,
 )
-from ._models import Entry, Page, SetResult
+from ._models import Entry, Page, SetResult, StoreInfo
 from ._namespace import Namespace
 from ._store import KVStore
 
@@ -55,6 +55,7 @@ __all__ = [
     "StorageFullError",
     "StoreBusyError",
     "StoreClosedError",
+    "StoreInfo",
     "StoreUnavailableError",
     "ValidationError",
     "Value",

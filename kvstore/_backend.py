@@ -85,5 +85,8 @@ class Backend(Protocol):
     def purge_batch(self, now_us: int, limit: int) -> int:
         """Delete at most ``limit`` expired entries in one transaction; return how many."""
 
+    def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
+        """(live rows, expired rows, namespaces, last version, schema revision, bytes or None, journal mode)."""
+
     def close(self) -> None:
         """Close every connection; later calls raise StoreClosedError."""

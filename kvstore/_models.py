@@ -9,7 +9,7 @@ from typing import overload
 
 from ._codec import JSON, Value
 
-__all__ = ["Entry", "Page", "SetResult"]
+__all__ = ["Entry", "Page", "SetResult", "StoreInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +77,17 @@ class Page(Sequence[Entry]):
     def keys(self) -> list[str]:
         """The keys of this page, in order."""
         return [entry.key for entry in self.entries]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """What ``KVStore.info()`` reports about a database."""
+
+    target: str
+    schema_revision: str
+    entries: int
+    expired: int
+    namespaces: int
+    last_versionstamp: str | None
+    size_bytes: int | None
+    journal_mode: str

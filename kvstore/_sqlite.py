@@ -66,6 +66,11 @@ SQL_PURGE: Final = (
     "DELETE FROM kvstore_entries WHERE id IN"
     " (SELECT id FROM kvstore_entries WHERE expires_us <= ? ORDER BY expires_us LIMIT ?)"
 )
+SQL_STATS: Final = (
+    "SELECT COUNT(*), COALESCE(SUM(expires_us IS NOT NULL AND expires_us <= ?), 0), COUNT(DISTINCT namespace)"
+    " FROM kvstore_entries"
+)
+SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 
@@ -390,6 +395,33 @@ class SQLiteBackend:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return cursor.rowcount == 1
+
+    def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
+        """(rows, expired rows, namespaces, last version, schema revision, file bytes, journal mode)."""
+        with self._lock:
+            conn = self._conn()
+            try:
+                conn.execute("BEGIN")  # one snapshot for every figure
+                try:
+                    rows, expired, namespaces = conn.execute(SQL_STATS, (now_us,)).fetchone()
+                    version: int = conn.execute(SQL_LAST_VERSION).fetchone()[0]
+                    revision = ",".join(self._revisions(conn))
+                    pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
+                    page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
+                    journal: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+        return (
+            rows - expired,
+            expired,
+            namespaces,
+            version,
+            revision,
+            None if self._memory else pages * page_size,
+            journal,
+        )
 
     # -- writes ------------------------------------------------------------------------------------------
 

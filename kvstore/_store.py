@@ -9,8 +9,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 
-from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE
+from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, format_versionstamp
 from ._errors import ConfigurationError
+from ._models import StoreInfo
 from ._namespace import DEFAULT_NAMESPACE, Namespace, _Shared
 from ._sqlite import SQLiteBackend
 
@@ -57,7 +58,7 @@ class KVStore(Namespace):
     ``synchronous="FULL"`` makes commits survive power loss, not only crashes, at some cost per write.
     """
 
-    __slots__ = ("_backend",)
+    __slots__ = ("_backend", "_target")
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class KVStore(Namespace):
         auto_purge_every: int = 1000,
     ) -> None:
         path = _sqlite_path(target)
+        self._target = path
         if not callable(clock):
             raise ConfigurationError("clock must be a callable returning epoch seconds")
         if type(busy_timeout) not in (int, float) or not (math.isfinite(busy_timeout) and busy_timeout >= 0):
@@ -97,6 +99,20 @@ class KVStore(Namespace):
             total += deleted
             if deleted < shared.purge_batch_size:
                 return total
+
+    def info(self) -> StoreInfo:
+        """Figures about the database: entries live and expired, namespaces, schema, size (one snapshot)."""
+        live, expired, namespaces, version, revision, size, journal = self._backend.stats(self._shared.now_us())
+        return StoreInfo(
+            target=self._target,
+            schema_revision=revision,
+            entries=live,
+            expired=expired,
+            namespaces=namespaces,
+            last_versionstamp=format_versionstamp(version) if version else None,
+            size_bytes=size,
+            journal_mode=journal,
+        )
 
     def close(self) -> None:
         """Close every connection; using the store afterwards raises StoreClosedError."""
