@@ -81,7 +81,11 @@ class Page(Sequence[Entry]):
 
 @dataclass(frozen=True, slots=True)
 class StoreInfo:
-    """What ``KVStore.info()`` reports about a database."""
+    """What ``KVStore.info()`` reports about a database.
+
+    ``entries`` counts live entries and ``expired`` those awaiting a purge, over every namespace;
+    ``size_bytes`` is the database's logical size (pages x page size, WAL included), None in memory.
+    """
 
     target: str
     schema_revision: str
