@@ -1,0 +1,55 @@
+"""Every statement kvstore runs on SQLite, as named constants.
+
+Constants rather than SQLAlchemy constructs compiled per call: SQLAlchemy's import alone costs a quarter
+of a second and its per-statement overhead exceeds a primary-key lookup. ``_schema`` stays the one
+definition of the tables; tests/test_schema.py prepares every constant here against a database that
+alembic built from it, and checks the query plans use the indexes.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._migrate import VERSION_TABLE
+
+_COLUMNS: Final = (
+    "key, value, version, metadata, content_type, created_us, updated_us, expires_us, ttl_us, refresh_on_access"
+)
+_LIVE: Final = "(expires_us IS NULL OR expires_us > ?)"
+
+SQL_GET: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+SQL_SCAN: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_REVERSE: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+)
+SQL_REFRESH: Final = (
+    "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
+)
+SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+SQL_PUT: Final = (
+    "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
+    " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, content_type = excluded.content_type,"
+    " metadata = excluded.metadata, version = excluded.version, created_us = excluded.created_us,"
+    " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
+    " refresh_on_access = excluded.refresh_on_access"
+)
+SQL_DELETE: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key = ?"
+# The subquery walks the partial index on expires_us, so a purge never scans permanent entries.
+SQL_PURGE: Final = (
+    "DELETE FROM kvstore_entries WHERE id IN"
+    " (SELECT id FROM kvstore_entries WHERE expires_us <= ? ORDER BY expires_us LIMIT ?)"
+)
+SQL_STATS: Final = (
+    "SELECT COUNT(*), COALESCE(SUM(expires_us IS NOT NULL AND expires_us <= ?), 0), COUNT(DISTINCT namespace)"
+    " FROM kvstore_entries"
+)
+SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
+SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
