@@ -1,7 +1,9 @@
 """kvstore: an embedded, persistent key-value store with versionstamped, conditional writes."""
 
+from ._atomic import AtomicOperation
 from ._codec import JSON, Value
 from ._errors import (
+    AtomicLimitError,
     ConfigurationError,
     InvalidContentTypeError,
     InvalidCursorError,
@@ -24,16 +26,21 @@ from ._errors import (
     ValidationError,
     ValueTooLargeError,
 )
-from ._models import Entry, Page, SetResult, StoreInfo
+from ._models import CommitResult, Entry, FailedCheck, KeyPage, Page, SetResult, StoreInfo
 from ._namespace import Namespace
 from ._store import KVStore
+from ._watch import Watch
 
 __version__ = "0.1.0"
 
 __all__ = [
     "JSON",
+    "AtomicLimitError",
+    "AtomicOperation",
+    "CommitResult",
     "ConfigurationError",
     "Entry",
+    "FailedCheck",
     "InvalidContentTypeError",
     "InvalidCursorError",
     "InvalidKeyError",
@@ -45,6 +52,7 @@ __all__ = [
     "InvalidVersionstampError",
     "KVError",
     "KVStore",
+    "KeyPage",
     "Namespace",
     "NotADatabaseError",
     "Page",
@@ -60,5 +68,6 @@ __all__ = [
     "ValidationError",
     "Value",
     "ValueTooLargeError",
+    "Watch",
     "__version__",
 ]

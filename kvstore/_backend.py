@@ -51,6 +51,25 @@ class Transaction(Protocol):
     def delete(self, namespace: str, key: str) -> None:
         """Remove the entry at ``key``, live or not."""
 
+    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
+        """The whole live entry at ``key``, as this transaction has left it so far."""
+
+    def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
+        """The first ``limit`` keys of ``start <= key < end``, live or not, with 1 for each live one."""
+
+    def delete_through(self, namespace: str, start: str, last: str) -> None:
+        """Remove every entry with ``start <= key <= last``."""
+
+
+class ChangeProbe(Protocol):
+    """A cheap, cross-process signal that the database may have changed."""
+
+    def __call__(self) -> int:
+        """A number that differs from its previous value if another connection has committed since."""
+
+    def close(self) -> None:
+        """Release what the probe holds."""
+
 
 class Backend(Protocol):
     """A database holding kvstore's tables."""
@@ -75,6 +94,24 @@ class Backend(Protocol):
 
         ``resume`` is the last key of the previous page: only keys past it, in the listing's direction, count.
         """
+
+    def scan_keys(
+        self,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[str]:
+        """The keys ``scan`` would return, without reading their values."""
+
+    def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
+        """How many live entries have ``start <= key < end``."""
+
+    def change_probe(self) -> ChangeProbe:
+        """A probe that notices commits made through other connections, in this or other processes."""
 
     def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
         """Move the expiry of the live entry at ``key`` if it still has ``version``; True if it did."""

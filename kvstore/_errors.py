@@ -14,7 +14,8 @@ boundary with ``raise ... from exc`` and never escape raw::
     │   ├── InvalidContentTypeError 422  1107
     │   ├── InvalidVersionstampError 422 1108
     │   ├── InvalidCursorError      422  1109
-    │   └── ValueTooLargeError      413  1110  value or metadata over the configured limit
+    │   ├── ValueTooLargeError      413  1110  value or metadata over the configured limit
+    │   └── AtomicLimitError        413  1111  an atomic commit over its check, mutation or size limit
     ├── ConfigurationError          400  1200  a store cannot be opened with these arguments
     └── StorageError                500  2000  the database failed or refused
         ├── StoreBusyError          503  2001  write lock not obtained within the busy timeout
@@ -34,6 +35,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AtomicLimitError",
     "ConfigurationError",
     "InvalidContentTypeError",
     "InvalidCursorError",
@@ -179,6 +181,15 @@ class ValueTooLargeError(ValidationError):
     error_code = 1110
     title = "Value too large"
     slug = "value-too-large"
+
+
+class AtomicLimitError(ValidationError):
+    """An atomic commit with more checks, mutations or bytes than the store allows."""
+
+    status = 413
+    error_code = 1111
+    title = "Atomic commit too large"
+    slug = "atomic-limit"
 
 
 class ConfigurationError(KVError):

@@ -9,7 +9,7 @@ from typing import overload
 
 from ._codec import JSON, Value
 
-__all__ = ["Entry", "Page", "SetResult", "StoreInfo"]
+__all__ = ["CommitResult", "Entry", "FailedCheck", "KeyPage", "Page", "SetResult", "StoreInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,56 @@ class Page(Sequence[Entry]):
     def keys(self) -> list[str]:
         """The keys of this page, in order."""
         return [entry.key for entry in self.entries]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage(Sequence[str]):
+    """One page of a keys-only listing; ``cursor`` works as in ``Page``."""
+
+    keys: list[str] = field(default_factory=list)
+    cursor: str | None = None
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        return self.keys[index]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys)
+
+
+@dataclass(frozen=True, slots=True)
+class FailedCheck:
+    """A check of an atomic commit that did not hold: its position, key, and the key's live versionstamp."""
+
+    index: int
+    key: str
+    versionstamp: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """The outcome of ``atomic().commit()``.
+
+    ``ok`` is True when every check held; ``versionstamp`` is then the one every mutation wrote with (None if
+    no mutation changed anything). When ``ok`` is False nothing was written and ``failed_checks`` says why.
+    """
+
+    ok: bool
+    versionstamp: str | None
+    failed_checks: tuple[FailedCheck, ...] = ()
+
+    @property
+    def committed(self) -> bool:
+        """Whether this commit wrote anything."""
+        return self.ok and self.versionstamp is not None
 
 
 @dataclass(frozen=True, slots=True)

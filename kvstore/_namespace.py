@@ -1,47 +1,31 @@
-"""The data API of one namespace: set, get, get_many, delete and list.
+"""The data API of one namespace.
 
 ``KVStore`` is the view of the default namespace; ``kv.namespace(name)`` returns views of others. Views
 share the store's backend, clock and limits, and no operation ever crosses from one namespace to another.
+Each method validates its input, then hands over to the write path (``_write``), the listing helpers
+(``_listing``), the transaction builder (``_atomic``) or the watcher (``_watch``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from ._atomic import AtomicOperation
 from ._backend import Backend, Row
-from ._codec import (
-    decode_metadata,
-    decode_value,
-    default_content_type,
-    encode_metadata,
-    encode_value,
-    format_versionstamp,
-    from_epoch_us,
-)
-from ._cursor import decode_cursor, encode_cursor
+from ._codec import from_epoch_us
 from ._errors import ConfigurationError, InvalidOptionsError, StorageError
-from ._models import Entry, Page, SetResult
-from ._validation import (
-    MAX_TTL_US,
-    check_content_type,
-    check_flag,
-    check_key,
-    check_namespace,
-    check_prefix,
-    check_set_options,
-    check_versionstamp,
-    ttl_from_expire_at,
-    ttl_from_expire_in,
-)
-from ._write import Check, Delete, Put, commit
+from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
+from ._models import Entry, KeyPage, Page, SetResult
+from ._validation import MAX_TTL_US, check_key, check_namespace, check_set_options, check_versionstamp
+from ._watch import Watch
+from ._write import Check, Delete, commit, prepare_put
 
 DEFAULT_NAMESPACE: Final = "default"
-# Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
-_END: Final = "~"
 _REFRESH_ATTEMPTS: Final = 8
 # Now + the longest TTL must still be a datetime (year <= 9999).
 _LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
@@ -49,15 +33,22 @@ _LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
 
 @dataclass(slots=True)
 class _Shared:
-    """What every namespace view of one store shares."""
+    """What every namespace view of one store shares: backend, clock, limits, and the commit signal."""
 
     backend: Backend
     clock: Callable[[], float]
     max_value_size: int
     max_metadata_size: int
+    max_checks: int
+    max_mutations: int
+    max_commit_size: int
     purge_batch_size: int
     auto_purge_every: int
     writes: int = 0
+    # Watchers in this process wait on ``changed``; ``commits`` counts the writes they were told about.
+    changed: threading.Condition = field(default_factory=threading.Condition)
+    commits: int = 0
+    watchers: int = 0
 
     def now_us(self) -> int:
         now = self.clock()
@@ -71,10 +62,18 @@ class _Shared:
             raise ConfigurationError(f"the store's clock says {now_us / 1e6} s: not an instant from 1970 to 9998")
         return now_us
 
-
-def _end_of(prefix: str) -> str:
-    """The smallest string above every key that starts with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else _END
+    def committed(self) -> None:
+        """After every committed write: wake this process's watchers, and now and then purge a batch."""
+        if self.watchers:
+            with self.changed:
+                self.commits += 1
+                self.changed.notify_all()
+        self.writes += 1  # unlocked: an approximate count is all a purge schedule needs
+        if self.auto_purge_every and self.writes % self.auto_purge_every == 0:
+            # Best effort: the write has already committed, so a failing purge (the lock is busy, say) must
+            # not turn its success into an error; the next round, or purge_expired, catches up.
+            with contextlib.suppress(StorageError):
+                self.backend.purge_batch(self.now_us(), self.purge_batch_size)
 
 
 class Namespace:
@@ -128,22 +127,25 @@ class Namespace:
             refresh_on_access=refresh_on_access,
         )
         now_us = shared.now_us()
-        ttl_us: int | None = None
-        if expire_in is not None:
-            ttl_us = ttl_from_expire_in(expire_in)
-        elif expire_at is not None:
-            ttl_us = ttl_from_expire_at(expire_at, now_us)
-        data = encode_value(value, shared.max_value_size)
-        kind = default_content_type(value) if content_type is None else check_content_type(content_type)
-        meta = encode_metadata(metadata, shared.max_metadata_size)
-        expires_us = None if ttl_us is None else now_us + ttl_us
-
+        put = prepare_put(
+            self._name,
+            key,
+            value,
+            now_us=now_us,
+            max_value_size=shared.max_value_size,
+            max_metadata_size=shared.max_metadata_size,
+            expire_in=expire_in,
+            expire_at=expire_at,
+            refresh_on_access=refresh_on_access,
+            metadata=metadata,
+            content_type=content_type,
+            overwrite=overwrite,
+        )
         checks: list[Check] = []
         if if_versionstamp is not None:
             checks.append(Check(self._name, key, if_versionstamp))
         elif if_not_exists:
             checks.append(Check(self._name, key, None))
-        put = Put(self._name, key, data, kind, meta, expires_us, ttl_us, refresh_on_access, overwrite)
         outcome = commit(shared.backend, checks, [put], now_us)
 
         if not outcome.ok:
@@ -152,7 +154,8 @@ class Namespace:
             ok, committed, versionstamp, created = True, False, outcome.previous[0], False
         else:
             ok, committed, versionstamp, created = True, True, outcome.versionstamp, outcome.previous[0] is None
-            self._after_write()
+            shared.committed()
+        expires_us = put.expires_us(now_us)
         return SetResult(
             ok=ok,
             committed=committed,
@@ -160,8 +163,8 @@ class Namespace:
             created=created,
             key=key,
             expires_at=None if expires_us is None else from_epoch_us(expires_us),
-            content_type=kind,
-            size_bytes=len(data),
+            content_type=put.content_type,
+            size_bytes=len(put.value),
         )
 
     def get(self, key: str) -> Entry | None:
@@ -172,7 +175,7 @@ class Namespace:
         row = shared.backend.get(self._name, key, now_us)
         if row is not None and row[9]:
             row = self._refresh(row, now_us)
-        return None if row is None else _entry(row)
+        return None if row is None else entry_from_row(row)
 
     def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
         """The live entry (or None) for each of ``keys``, in order, read in one snapshot."""
@@ -185,7 +188,7 @@ class Namespace:
         for row in shared.backend.get_many(self._name, wanted, now_us):
             refreshed = self._refresh(row, now_us) if row[9] else row
             if refreshed is not None:
-                found[refreshed[0]] = _entry(refreshed)
+                found[refreshed[0]] = entry_from_row(refreshed)
         return [found.get(key) for key in wanted]
 
     def delete(self, key: str, *, if_versionstamp: str | None = None) -> bool:
@@ -198,37 +201,79 @@ class Namespace:
         outcome = commit(shared.backend, checks, [Delete(self._name, key)], shared.now_us())
         deleted = outcome.ok and outcome.applied[0]
         if deleted:
-            self._after_write()
+            shared.committed()
         return deleted
 
     def list(
-        self, prefix: str = "", *, limit: int | None = None, cursor: str | None = None, reverse: bool = False
+        self,
+        prefix: str = "",
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        reverse: bool = False,
     ) -> Page:
-        """Live entries whose key starts with ``prefix``, in key order; at most ``limit`` of them.
+        """Live entries whose key starts with ``prefix`` and lies in ``[start, end)``, in key order.
 
-        The page's ``cursor`` continues the listing, or is None when nothing is left. The prefix matches
-        literally: '_' and '%' are ordinary characters.
+        At most ``limit`` of them; the page's ``cursor`` continues the listing, or is None when nothing is
+        left. The prefix matches literally: '_' and '%' are ordinary characters.
         """
-        check_prefix(prefix)
-        check_flag("reverse", reverse)
-        if limit is not None and (type(limit) is not int or limit < 1):
-            raise InvalidOptionsError(f"limit must be a positive int or None, got {limit!r}")
-        resume = None if cursor is None else decode_cursor(cursor, prefix, reverse)
+        pager = Pager(prefix, start, end, limit, cursor, reverse)
+        return list_page(self._shared.backend, self._name, pager, self._shared.now_us())
+
+    def list_keys(
+        self,
+        prefix: str = "",
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        reverse: bool = False,
+    ) -> KeyPage:
+        """The keys ``list`` would return, without reading values; its cursors and ``list``'s are the same."""
+        pager = Pager(prefix, start, end, limit, cursor, reverse)
+        return list_keys_page(self._shared.backend, self._name, pager, self._shared.now_us())
+
+    def count(self, prefix: str = "", *, start: str | None = None, end: str | None = None) -> int:
+        """How many live entries ``list`` would return for this prefix and range."""
+        _, low, high = key_range(prefix, start, end)
+        return self._shared.backend.count(self._name, low, high, self._shared.now_us())
+
+    def delete_prefix(self, prefix: str, *, batch_size: int | None = None) -> int:
+        """Delete every entry whose key starts with ``prefix``; return how many live ones went.
+
+        Runs in transactions of at most ``batch_size`` rows (default: the store's purge batch size), so
+        readers and writers interleave; entries written under the prefix meanwhile may survive.
+        """
         shared = self._shared
-        rows = shared.backend.scan(
-            self._name,
-            prefix,
-            _end_of(prefix),
-            resume,
-            reverse,
-            None if limit is None else limit + 1,
-            shared.now_us(),
-        )
-        more = limit is not None and len(rows) > limit
-        if more:
-            del rows[limit:]
-        entries = [_entry(row) for row in rows]
-        return Page(entries, encode_cursor(prefix, reverse, entries[-1].key) if more else None)
+        size = shared.purge_batch_size if batch_size is None else batch_size
+        if type(size) is not int or size < 1:
+            raise InvalidOptionsError(f"batch_size must be a positive int, got {batch_size!r}")
+        _, low, high = key_range(prefix)
+        deleted = 0
+        while True:
+            rows, live = delete_range_batch(shared.backend, self._name, low, high, size, shared.now_us())
+            deleted += live
+            if live:
+                shared.committed()
+            if rows < size:
+                return deleted
+
+    def atomic(self) -> AtomicOperation:
+        """A transaction builder over this namespace: checks, then set / delete / sum / min / max."""
+        return AtomicOperation(self._shared, self._name)
+
+    def watch(self, keys: Iterable[str], *, interval: float = 0.05) -> Watch:
+        """Iterate over snapshots of ``keys`` (entries or None): now, then whenever one of them changes.
+
+        Writes through this store wake the watcher at once; other processes' commits are noticed within
+        ``interval`` seconds, by one cheap ``PRAGMA data_version`` per interval, not a query per key.
+        """
+        if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+            raise InvalidOptionsError("keys must be an iterable of key strings, not a single string or object")
+        return Watch(self._shared, self._name, [check_key(key) for key in keys], interval)
 
     def _refresh(self, row: Row, now_us: int) -> Row | None:
         """Push a refresh_on_access entry's expiry to now + its TTL; re-read if it changed meanwhile."""
@@ -242,30 +287,3 @@ class Namespace:
                 return (*current[:7], expires_us, *current[8:])
             current = backend.get(self._name, current[0], now_us)
         return current
-
-    def _after_write(self) -> None:
-        """Every so many committed writes, purge one batch of expired entries.
-
-        Best effort: the write has already committed, so a purge that fails (say, the lock is busy) must
-        not turn its success into an error; the next round, or purge_expired, catches up.
-        """
-        shared = self._shared
-        shared.writes += 1  # unlocked: an approximate count is all a purge schedule needs
-        if shared.auto_purge_every and shared.writes % shared.auto_purge_every == 0:
-            with contextlib.suppress(StorageError):
-                shared.backend.purge_batch(shared.now_us(), shared.purge_batch_size)
-
-
-def _entry(row: Row) -> Entry:
-    key, value, version, metadata, content_type, created_us, updated_us, expires_us, _ttl, _refresh = row
-    return Entry(
-        key=key,
-        value=decode_value(value),
-        versionstamp=format_versionstamp(version),
-        metadata=decode_metadata(metadata),
-        content_type=content_type,
-        size_bytes=len(value),
-        created_at=from_epoch_us(created_us),
-        updated_at=from_epoch_us(updated_us),
-        expires_at=None if expires_us is None else from_epoch_us(expires_us),
-    )

@@ -27,8 +27,11 @@ from ._errors import (
 )
 from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 from ._sqlite_sql import (
+    SQL_COUNT,
     SQL_CURRENT,
+    SQL_DATA_VERSION,
     SQL_DELETE,
+    SQL_DELETE_THROUGH,
     SQL_GET,
     SQL_GET_MANY,
     SQL_HAS_VERSION_TABLE,
@@ -36,9 +39,12 @@ from ._sqlite_sql import (
     SQL_NEXT_VERSION,
     SQL_PURGE,
     SQL_PUT,
+    SQL_RANGE_BATCH,
     SQL_REFRESH,
     SQL_REVISIONS,
     SQL_SCAN,
+    SQL_SCAN_KEYS,
+    SQL_SCAN_KEYS_REVERSE,
     SQL_SCAN_REVERSE,
     SQL_STATS,
 )
@@ -102,6 +108,39 @@ class _Tx:
 
     def delete(self, namespace: str, key: str) -> None:
         self._conn.execute(SQL_DELETE, (namespace, key))
+
+    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
+        row: Row | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+        return row
+
+    def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
+        return self._conn.execute(SQL_RANGE_BATCH, (now_us, namespace, start, end, limit)).fetchall()
+
+    def delete_through(self, namespace: str, start: str, last: str) -> None:
+        self._conn.execute(SQL_DELETE_THROUGH, (namespace, start, last))
+
+
+class _DataVersionProbe:
+    """``PRAGMA data_version`` on a connection of its own: it changes when any other connection commits."""
+
+    __slots__ = ("_conn", "_translate")
+
+    def __init__(self, conn: sqlite3.Connection | None, translate: Callable[[sqlite3.Error], KVError]) -> None:
+        self._conn = conn
+        self._translate = translate
+
+    def __call__(self) -> int:
+        if self._conn is None:
+            return 0  # an in-memory database has no other connections to hear from
+        try:
+            version: int = self._conn.execute(SQL_DATA_VERSION).fetchone()[0]
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        return version
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
 
 # SQLite primary result codes (the low byte of an extended code).
@@ -358,6 +397,46 @@ class SQLiteBackend:
                 return self._conn().execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
+
+    def scan_keys(
+        self,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[str]:
+        if reverse:
+            sql, past = SQL_SCAN_KEYS_REVERSE, end if resume is None else resume
+        else:
+            sql, past = SQL_SCAN_KEYS, "" if resume is None else resume
+        params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
+        with self._lock:
+            try:
+                return [row[0] for row in self._conn().execute(sql, params)]
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+
+    def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
+        with self._lock:
+            try:
+                found: int = self._conn().execute(SQL_COUNT, (namespace, start, end, now_us)).fetchone()[0]
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
+        return found
+
+    def change_probe(self) -> _DataVersionProbe:
+        if self._memory:
+            return _DataVersionProbe(None, self._translate)
+        with self._registry:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            # A connection of its own: data_version ignores commits made on the connection that asks.
+            conn = self._connect()
+            self._conns.add(conn)
+        return _DataVersionProbe(conn, self._translate)
 
     def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
         with self._lock:

@@ -53,3 +53,19 @@ SQL_STATS: Final = (
 SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
+SQL_SCAN_KEYS: Final = (
+    "SELECT key FROM kvstore_entries"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_KEYS_REVERSE: Final = (
+    "SELECT key FROM kvstore_entries"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+)
+SQL_COUNT: Final = f"SELECT COUNT(*) FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE}"
+# One batch of a range delete: the next keys in order, and whether each is live (only live ones count).
+SQL_RANGE_BATCH: Final = (
+    f"SELECT key, {_LIVE} FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key < ? ORDER BY key LIMIT ?"
+)
+SQL_DELETE_THROUGH: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key <= ?"
+# Changes whenever another connection, in any process, commits to the database.
+SQL_DATA_VERSION: Final = "PRAGMA data_version"

@@ -56,6 +56,8 @@ class KVStore(Namespace):
     ``target`` is a file path, ``":memory:"``, or an SQLAlchemy URL (``sqlite:///app.db``). Opening creates
     the file and its schema, or upgrades an older schema. ``clock`` supplies every "now" (epoch seconds).
     ``synchronous="FULL"`` makes commits survive power loss, not only crashes, at some cost per write.
+    ``max_checks``, ``max_mutations`` and ``max_commit_size`` (bytes of keys, values and metadata) bound an
+    atomic commit.
     """
 
     __slots__ = ("_backend", "_target")
@@ -71,6 +73,9 @@ class KVStore(Namespace):
         max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
         purge_batch_size: int = 500,
         auto_purge_every: int = 1000,
+        max_checks: int = 1000,
+        max_mutations: int = 10_000,
+        max_commit_size: int = 64 * 1024 * 1024,
     ) -> None:
         path = _sqlite_path(target)
         self._target = path
@@ -85,6 +90,9 @@ class KVStore(Namespace):
         limits = (
             _positive_int("max_value_size", max_value_size),
             _positive_int("max_metadata_size", max_metadata_size),
+            _positive_int("max_checks", max_checks),
+            _positive_int("max_mutations", max_mutations),
+            _positive_int("max_commit_size", max_commit_size),
             _positive_int("purge_batch_size", purge_batch_size),
         )
         self._backend = SQLiteBackend(path, busy_timeout=float(busy_timeout), synchronous=synchronous.upper())
@@ -115,8 +123,11 @@ class KVStore(Namespace):
         )
 
     def close(self) -> None:
-        """Close every connection; using the store afterwards raises StoreClosedError."""
+        """Close every connection; using the store afterwards raises StoreClosedError, and watches end."""
         self._backend.close()
+        shared = self._shared
+        with shared.changed:
+            shared.changed.notify_all()
 
     @property
     def closed(self) -> bool:

@@ -55,14 +55,14 @@ def check_key(key: object) -> str:
     return key
 
 
-def check_prefix(prefix: object) -> str:
-    """Return ``prefix`` if it can begin a key; an empty prefix matches every key."""
+def check_prefix(prefix: object, name: str = "prefix") -> str:
+    """Return ``prefix`` if it can begin a key (or bound a key range); "" matches every key."""
     if type(prefix) is not str:
-        raise InvalidKeyError(f"prefix must be a str, not {type(prefix).__name__}")
+        raise InvalidKeyError(f"{name} must be a str, not {type(prefix).__name__}")
     if len(prefix) > MAX_KEY_LENGTH:
-        raise InvalidKeyError(f"prefix must be at most {MAX_KEY_LENGTH} characters (got {len(prefix)})")
+        raise InvalidKeyError(f"{name} must be at most {MAX_KEY_LENGTH} characters (got {len(prefix)})")
     if _PREFIX.fullmatch(prefix) is None:
-        raise InvalidKeyError(f"prefix {prefix!r} may contain only letters, digits, '-', '_', '.' and '/'")
+        raise InvalidKeyError(f"{name} {prefix!r} may contain only letters, digits, '-', '_', '.' and '/'")
     return prefix
 
 

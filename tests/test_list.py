@@ -85,15 +85,15 @@ def test_cursor_shape_is_documented_base64_json(kv: KVStore) -> None:
     cursor = kv.list("p/", limit=1).cursor
     assert cursor is not None
     decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    assert decoded == {"v": 1, "p": "p/", "r": False, "k": "p/a"}
+    assert decoded == {"v": 1, "p": "p/", "s": None, "e": None, "r": False, "k": "p/a"}
 
 
 def test_cursor_must_belong_to_the_same_listing(kv: KVStore) -> None:
     _fill(kv, ["p/a", "p/b", "q"])
     cursor = kv.list("p/", limit=1).cursor
-    with pytest.raises(InvalidCursorError, match="another prefix or direction"):
+    with pytest.raises(InvalidCursorError, match="another prefix, range or direction"):
         kv.list("q", cursor=cursor)
-    with pytest.raises(InvalidCursorError, match="another prefix or direction"):
+    with pytest.raises(InvalidCursorError, match="another prefix, range or direction"):
         kv.list("p/", cursor=cursor, reverse=True)
 
 
@@ -103,8 +103,9 @@ def test_cursor_must_belong_to_the_same_listing(kv: KVStore) -> None:
         "",
         "not base64 !!",
         "bm90IGpzb24",  # "not json"
-        base64.urlsafe_b64encode(b'{"v":2,"p":"","r":false,"k":"a"}').decode(),
-        base64.urlsafe_b64encode(b'{"v":1,"p":"","r":false,"k":"bad key"}').decode(),
+        base64.urlsafe_b64encode(b'{"v":2,"p":"","s":null,"e":null,"r":false,"k":"a"}').decode(),
+        base64.urlsafe_b64encode(b'{"v":1,"p":"","s":null,"e":null,"r":false,"k":"bad key"}').decode(),
+        base64.urlsafe_b64encode(b'{"v":1,"p":"","s":null,"e":null,"r":0,"k":"a"}').decode(),
         base64.urlsafe_b64encode(b'["v",1]').decode(),
         "x" * 2000,
         7,

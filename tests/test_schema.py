@@ -1,7 +1,7 @@
 """The schema: one source (``kvstore._schema``), alembic revisions that build it, and SQL that fits it.
 
 Every statement the SQLite backend runs is checked against a database the migrations built, so the
-hand-written SQL in ``kvstore._sqlite`` cannot drift from the SQLAlchemy tables.
+hand-written SQL in ``kvstore._sqlite_sql`` cannot drift from the SQLAlchemy tables.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def _unique_key_index(conn: sqlite3.Connection) -> str:
 
 @pytest.mark.parametrize("name", ["SQL_GET", "SQL_GET_MANY", "SQL_CURRENT", "SQL_REFRESH", "SQL_DELETE"])
 def test_point_statements_use_the_unique_key_index(migrated: sqlite3.Connection, name: str) -> None:
-    from kvstore import _sqlite
+    from kvstore import _sqlite_sql as _sqlite
 
     plan = _plan(migrated, getattr(_sqlite, name))
     index = _unique_key_index(migrated)
@@ -241,7 +241,7 @@ def test_point_statements_use_the_unique_key_index(migrated: sqlite3.Connection,
 
 @pytest.mark.parametrize("name", ["SQL_SCAN", "SQL_SCAN_REVERSE"])
 def test_scans_walk_the_key_index_in_order(migrated: sqlite3.Connection, name: str) -> None:
-    from kvstore import _sqlite
+    from kvstore import _sqlite_sql as _sqlite
 
     plan = _plan(migrated, getattr(_sqlite, name))
     index = _unique_key_index(migrated)
@@ -250,7 +250,7 @@ def test_scans_walk_the_key_index_in_order(migrated: sqlite3.Connection, name: s
 
 
 def test_purge_subquery_uses_the_partial_expiry_index(migrated: sqlite3.Connection) -> None:
-    from kvstore._sqlite import SQL_PURGE
+    from kvstore._sqlite_sql import SQL_PURGE
 
     plan = _plan(migrated, SQL_PURGE)
     assert any("INDEX ix_kvstore_entries_expires_us (expires_us<" in step for step in plan), plan
@@ -260,7 +260,7 @@ def test_purge_subquery_uses_the_partial_expiry_index(migrated: sqlite3.Connecti
 
 def test_entries_columns_are_the_ones_the_sql_names() -> None:
     """Every column of kvstore_entries is written by SQL_PUT (so a new column cannot be silently left NULL)."""
-    from kvstore._sqlite import SQL_PUT
+    from kvstore._sqlite_sql import SQL_PUT
 
     written = SQL_PUT.split("(", 1)[1].split(")", 1)[0]
     assert {column.strip() for column in written.split(",")} == {c.name for c in entries.columns} - {"id"}

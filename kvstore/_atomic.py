@@ -1,0 +1,152 @@
+"""atomic(): many checks and mutations, committed all or nothing under one versionstamp."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Literal, Self
+
+from ._errors import AtomicLimitError, InvalidOptionsError, InvalidValueError
+from ._models import CommitResult, FailedCheck
+from ._validation import check_key, check_versionstamp
+from ._write import Arith, Check, Delete, Mutation, commit, prepare_put
+
+if TYPE_CHECKING:
+    from ._namespace import _Shared
+
+
+class AtomicOperation:
+    """A transaction builder: ``kv.atomic().check(k, v).set(k, x).delete(j).commit()``.
+
+    Checks are evaluated first, against live entries only; then every mutation applies, in order, or none
+    does. As a context manager it commits on a clean exit (the outcome is in ``result``) and discards the
+    operation if the block raises. Each call is validated when it is made, against the store's limits.
+    """
+
+    __slots__ = ("_checks", "_done", "_mutations", "_namespace", "_result", "_shared", "_size")
+
+    def __init__(self, shared: _Shared, namespace: str) -> None:
+        self._shared = shared
+        self._namespace = namespace
+        self._checks: list[Check] = []
+        self._mutations: list[Mutation] = []
+        self._size = 0
+        self._done = False
+        self._result: CommitResult | None = None
+
+    def check(self, key: str, versionstamp: str | None) -> Self:
+        """Commit only if the live entry at ``key`` has ``versionstamp``; None means "must be absent"."""
+        self._open()
+        check_key(key)
+        if versionstamp is not None:
+            check_versionstamp(versionstamp, "versionstamp")
+        limit = self._shared.max_checks
+        if len(self._checks) >= limit:
+            raise AtomicLimitError(f"an atomic commit may hold at most {limit} checks")
+        self._checks.append(Check(self._namespace, key, versionstamp))
+        self._grow(len(key))
+        return self
+
+    def set(
+        self,
+        key: str,
+        value: object,
+        *,
+        expire_in: float | None = None,
+        expire_at: datetime | None = None,
+        refresh_on_access: bool = False,
+        metadata: dict[str, object] | None = None,
+        content_type: str | None = None,
+    ) -> Self:
+        """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
+        self._open()
+        shared = self._shared
+        if expire_in is not None and expire_at is not None:
+            raise InvalidOptionsError("expire_in and expire_at contradict each other: use one")
+        if refresh_on_access is True and expire_in is None and expire_at is None:
+            raise InvalidOptionsError("refresh_on_access needs a TTL: give expire_in or expire_at")
+        put = prepare_put(
+            self._namespace,
+            key,
+            value,
+            now_us=shared.now_us(),
+            max_value_size=shared.max_value_size,
+            max_metadata_size=shared.max_metadata_size,
+            expire_in=expire_in,
+            expire_at=expire_at,
+            refresh_on_access=refresh_on_access,
+            metadata=metadata,
+            content_type=content_type,
+        )
+        return self._add(put, len(key) + len(put.value) + len(put.metadata or ""))
+
+    def delete(self, key: str) -> Self:
+        """Remove the entry at ``key`` (nothing happens if there is none)."""
+        self._open()
+        return self._add(Delete(self._namespace, check_key(key)), len(key))
+
+    def sum(self, key: str, operand: int) -> Self:
+        """Add ``operand`` to the integer at ``key`` (a missing entry counts as 0)."""
+        return self._arith(key, "sum", operand)
+
+    def min(self, key: str, operand: int) -> Self:
+        """Keep the smaller of ``operand`` and the integer at ``key`` (a missing entry counts as 0)."""
+        return self._arith(key, "min", operand)
+
+    def max(self, key: str, operand: int) -> Self:
+        """Keep the larger of ``operand`` and the integer at ``key`` (a missing entry counts as 0)."""
+        return self._arith(key, "max", operand)
+
+    def commit(self) -> CommitResult:
+        """Apply everything or nothing; a failed check is a result (``ok=False``), not an exception."""
+        self._open()
+        self._done = True
+        shared = self._shared
+        outcome = commit(shared.backend, self._checks, self._mutations, shared.now_us())
+        failed = tuple(FailedCheck(i, self._checks[i].key, stamp) for i, stamp in outcome.failed)
+        self._result = CommitResult(outcome.ok, outcome.versionstamp, failed)
+        if outcome.versionstamp is not None:
+            shared.committed()
+        return self._result
+
+    @property
+    def result(self) -> CommitResult | None:
+        """The outcome once committed, else None."""
+        return self._result
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and not self._done:
+            self.commit()
+        self._done = True
+
+    def _arith(self, key: str, op: Literal["sum", "min", "max"], operand: int) -> Self:
+        self._open()
+        check_key(key)
+        if type(operand) is not int:
+            raise InvalidValueError(f"{op} takes an int operand, not {type(operand).__name__}")
+        if not -(2**63) <= operand < 2**63:
+            raise InvalidValueError(f"{op} operand {operand} is outside the signed 64-bit range")
+        return self._add(Arith(self._namespace, key, op, operand), len(key) + 8)
+
+    def _add(self, mutation: Mutation, size: int) -> Self:
+        limit = self._shared.max_mutations
+        if len(self._mutations) >= limit:
+            raise AtomicLimitError(f"an atomic commit may hold at most {limit} mutations")
+        self._grow(size)
+        self._mutations.append(mutation)
+        return self
+
+    def _grow(self, size: int) -> None:
+        limit = self._shared.max_commit_size
+        if self._size + size > limit:
+            raise AtomicLimitError(f"an atomic commit may carry at most {limit} bytes of keys and values")
+        self._size += size
+
+    def _open(self) -> None:
+        if self._done:
+            raise InvalidOptionsError("this atomic operation was already committed or discarded")

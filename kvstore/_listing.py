@@ -1,0 +1,115 @@
+"""Listing one namespace: key ranges from prefix and bounds, pages, keys-only pages, counts, and
+range deletes in bounded batches. Rows become entries here too."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._backend import Backend, Row, Transaction
+from ._codec import decode_metadata, decode_value, format_versionstamp, from_epoch_us
+from ._cursor import Listing, decode_cursor, encode_cursor
+from ._errors import InvalidOptionsError
+from ._models import Entry, KeyPage, Page
+from ._validation import check_flag, check_prefix
+
+# Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
+_END: Final = "~"
+
+
+def _end_of(prefix: str) -> str:
+    """The smallest string above every key that starts with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else _END
+
+
+def key_range(prefix: object, start: object = None, end: object = None) -> tuple[Listing, str, str]:
+    """Validate a listing's prefix and bounds; return it with its effective ``[low, high)`` key range."""
+    check_prefix(prefix)
+    assert isinstance(prefix, str)
+    low_bound = None if start is None else check_prefix(start, "start")
+    high_bound = None if end is None else check_prefix(end, "end")
+    low, high = prefix, _end_of(prefix)
+    if low_bound is not None:
+        low = max(low, low_bound)
+    if high_bound is not None:
+        high = min(high, high_bound)
+    return Listing(prefix, low_bound, high_bound, False), low, high
+
+
+class Pager:
+    """One page request: the validated range, direction, limit and resume point."""
+
+    __slots__ = ("fetch", "high", "limit", "listing", "low", "resume")
+
+    def __init__(
+        self, prefix: object, start: object, end: object, limit: object, cursor: object, reverse: object
+    ) -> None:
+        listing, self.low, self.high = key_range(prefix, start, end)
+        self.listing = listing._replace(reverse=check_flag("reverse", reverse))
+        if limit is not None and (type(limit) is not int or limit < 1):
+            raise InvalidOptionsError(f"limit must be a positive int or None, got {limit!r}")
+        self.limit: int | None = limit
+        self.fetch = None if limit is None else limit + 1  # one more row says whether another page exists
+        self.resume = None if cursor is None else decode_cursor(cursor, self.listing)
+
+    def trim(self, count: int) -> bool:
+        """Whether ``count`` fetched rows mean there is another page."""
+        return self.limit is not None and count > self.limit
+
+    def cursor_after(self, last_key: str) -> str:
+        return encode_cursor(self.listing, last_key)
+
+
+def list_page(backend: Backend, namespace: str, pager: Pager, now_us: int) -> Page:
+    listing = pager.listing
+    rows = backend.scan(namespace, pager.low, pager.high, pager.resume, listing.reverse, pager.fetch, now_us)
+    more = pager.trim(len(rows))
+    if more:
+        del rows[pager.limit :]
+    entries = [entry_from_row(row) for row in rows]
+    return Page(entries, pager.cursor_after(entries[-1].key) if more else None)
+
+
+def list_keys_page(backend: Backend, namespace: str, pager: Pager, now_us: int) -> KeyPage:
+    listing = pager.listing
+    keys = backend.scan_keys(namespace, pager.low, pager.high, pager.resume, listing.reverse, pager.fetch, now_us)
+    more = pager.trim(len(keys))
+    if more:
+        del keys[pager.limit :]
+    return KeyPage(keys, pager.cursor_after(keys[-1]) if more else None)
+
+
+def delete_range_batch(
+    backend: Backend, namespace: str, low: str, high: str, limit: int, now_us: int
+) -> tuple[int, int]:
+    """Delete the next ``limit`` entries of ``[low, high)`` in one transaction: (rows, live rows) deleted.
+
+    A batch that deletes a live entry is a committed write and draws a versionstamp; expired rows go
+    silently, as a purge would take them.
+    """
+
+    def body(tx: Transaction) -> tuple[int, int]:
+        batch = tx.range_batch(namespace, low, high, limit, now_us)
+        if not batch:
+            return 0, 0
+        live = sum(1 for _, is_live in batch if is_live)
+        if live:
+            tx.next_version()
+        tx.delete_through(namespace, low, batch[-1][0])
+        return len(batch), live
+
+    return backend.transact(body)
+
+
+def entry_from_row(row: Row) -> Entry:
+    key, value, version, metadata, content_type, created_us, updated_us, expires_us, _ttl, _refresh = row
+    return Entry(
+        key=key,
+        value=decode_value(value),
+        versionstamp=format_versionstamp(version),
+        metadata=decode_metadata(metadata),
+        content_type=content_type,
+        size_bytes=len(value),
+        created_at=from_epoch_us(created_us),
+        updated_at=from_epoch_us(updated_us),
+        expires_at=None if expires_us is None else from_epoch_us(expires_us),
+    )

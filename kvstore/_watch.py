@@ -1,0 +1,108 @@
+"""watch(): snapshots of some keys, now and whenever one of them changes, from any process.
+
+How a change is noticed, cheaply:
+- a write through the same store object notifies a condition variable: the watcher wakes at once;
+- a commit by any other connection, in this process or another, changes ``PRAGMA data_version`` on the
+  watcher's own connection: one pragma per ``interval`` per watcher, never a query per key;
+- an entry whose expiry passes is gone, with no commit to announce it: the watcher compares the earliest
+  expiry it holds with the store's clock at each interval.
+Only then are the keys read, in one snapshot, and a snapshot is yielded only if a versionstamp (or an
+entry's presence) differs from the last one yielded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Self
+
+from ._errors import InvalidOptionsError, StoreClosedError
+from ._listing import entry_from_row
+from ._models import Entry
+
+if TYPE_CHECKING:
+    from ._namespace import _Shared
+
+
+class Watch(Iterator[list[Entry | None]]):
+    """An iterator of snapshots (one ``Entry`` or None per watched key, in order).
+
+    The first snapshot comes at once; each later one when a watched key's versionstamp changes, it is
+    deleted, or it expires. Close it (or use ``with``) to release its connection; closing the store ends it.
+    """
+
+    def __init__(self, shared: _Shared, namespace: str, keys: list[str], interval: float) -> None:
+        if type(interval) not in (int, float) or not (math.isfinite(interval) and 0 < interval <= 3600):
+            raise InvalidOptionsError(f"interval must be a number of seconds in (0, 3600], got {interval!r}")
+        self._shared = shared
+        self._namespace = namespace
+        self._keys = keys
+        self._interval = float(interval)
+        self._probe = shared.backend.change_probe()
+        self._closed = False
+        self._stamps: tuple[int | None, ...] | None = None
+        self._expiry: int | None = None
+        with shared.changed:
+            shared.watchers += 1
+            self._seen = shared.commits
+        self._token = self._probe()
+
+    def __iter__(self) -> Self:
+        return self
+
+    def __next__(self) -> list[Entry | None]:
+        shared = self._shared
+        while not self._closed:
+            notified = False
+            if self._stamps is not None:
+                with shared.changed:
+                    if shared.commits == self._seen and not self._closed:
+                        shared.changed.wait(self._interval)
+                    notified, self._seen = shared.commits != self._seen, shared.commits
+                if self._closed:
+                    break
+            try:
+                token = self._probe()
+                now_us = shared.now_us()
+                expired = self._expiry is not None and self._expiry <= now_us
+                if self._stamps is not None and token == self._token and not notified and not expired:
+                    continue
+                self._token = token
+                snapshot = self._read(now_us)
+            except StoreClosedError:
+                break
+            if snapshot is not None:
+                return snapshot
+        self.close()
+        raise StopIteration
+
+    def _read(self, now_us: int) -> list[Entry | None] | None:
+        """The watched entries, if they differ from the last snapshot yielded."""
+        rows = {row[0]: row for row in self._shared.backend.get_many(self._namespace, self._keys, now_us)}
+        stamps = tuple(None if key not in rows else rows[key][2] for key in self._keys)
+        expiries = [row[7] for row in rows.values() if row[7] is not None]
+        self._expiry = min(expiries) if expiries else None
+        if stamps == self._stamps:
+            return None
+        self._stamps = stamps
+        return [None if key not in rows else entry_from_row(rows[key]) for key in self._keys]
+
+    def close(self) -> None:
+        """Stop watching and release the watcher's connection; a waiting iteration ends."""
+        shared = self._shared
+        with shared.changed:
+            if self._closed:
+                return
+            self._closed = True
+            shared.watchers -= 1
+            shared.changed.notify_all()
+        self._probe.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
