@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._errors import AtomicLimitError, InvalidOptionsError, InvalidValueError
 from ._models import CommitResult, FailedCheck
@@ -55,7 +55,7 @@ class AtomicOperation:
         expire_in: float | None = None,
         expire_at: datetime | None = None,
         refresh_on_access: bool = False,
-        metadata: dict[str, object] | None = None,
+        metadata: dict[str, Any] | None = None,
         content_type: str | None = None,
     ) -> Self:
         """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""

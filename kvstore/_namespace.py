@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from ._atomic import AtomicOperation
 from ._backend import Backend, Row
@@ -108,7 +108,7 @@ class Namespace:
         expire_in: float | None = None,
         expire_at: datetime | None = None,
         refresh_on_access: bool = False,
-        metadata: dict[str, object] | None = None,
+        metadata: dict[str, Any] | None = None,
         content_type: str | None = None,
     ) -> SetResult:
         """Write ``value`` at ``key``, replacing the whole entry, and return its versionstamp.

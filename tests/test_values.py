@@ -238,3 +238,14 @@ def test_metadata_with_lone_surrogates_is_invalid(kv: KVStore) -> None:
 def test_content_type_parameters_are_ascii(kv: KVStore, content_type: str) -> None:
     with pytest.raises(InvalidContentTypeError):
         kv.set("k", 1, content_type=content_type)
+
+
+def test_an_entry_read_back_can_be_written_again_as_is(kv: KVStore) -> None:
+    """Typed end to end: mypy --strict checks this call, so metadata's type must accept what get returns."""
+    kv.set("a", {"n": [1, 2]}, metadata={"tags": ["x"]}, content_type="application/vnd.x+json")
+    entry = kv.get("a")
+    assert entry is not None
+    kv.set("b", entry.value, metadata=entry.metadata, content_type=entry.content_type)
+    copy = kv.get("b")
+    assert copy is not None
+    assert (copy.value, copy.metadata, copy.content_type) == (entry.value, entry.metadata, entry.content_type)
