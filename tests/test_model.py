@@ -40,6 +40,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from kvstore import (
     JSON,
     Entry,
+    FailedCheck,
     InvalidContentTypeError,
     InvalidCursorError,
     InvalidKeyError,
@@ -205,6 +206,18 @@ page_limits = st.sampled_from((1, 1, 2, 3))
 small_values: st.SearchStrategy[Value] = st.one_of(st.integers(-5, 5), short_text, st.binary(max_size=3), st.none())
 random_stamps = st.text(alphabet="0123456789abcdef", min_size=20, max_size=20)
 indexes = st.integers(0, 10_000)
+operands = st.one_of(st.integers(-5, 5), st.sampled_from((2**63 - 1, -(2**63))))
+atomic_checks = st.lists(
+    st.tuples(st.sampled_from(KEYS), st.one_of(st.none(), stamp_sources), indexes, random_stamps), max_size=3
+)
+atomic_mutations = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), st.sampled_from(KEYS), small_values, ttls, st.booleans()),
+        st.tuples(st.just("delete"), st.sampled_from(KEYS)),
+        st.tuples(st.sampled_from(("sum", "min", "max")), st.sampled_from(KEYS), operands),
+    ),
+    max_size=4,
+)
 
 EDGE_PROBES: Final = (
     "get",
@@ -798,6 +811,107 @@ class KVStoreMachine(RuleBasedStateMachine):
         if expected:
             del self.rows[namespace][key]
             self.after_write()
+
+    @rule(namespace=namespaces, checks=atomic_checks, mutations=atomic_mutations)
+    def atomic_commit(self, namespace: str, checks: list[tuple[Any, ...]], mutations: list[tuple[Any, ...]]) -> None:
+        """An atomic commit of random checks and mutations; the model predicts all of it, or its refusal."""
+        op = self.view(namespace).atomic()
+        wanted: list[tuple[str, str | None]] = []
+        for key, source, index, fallback in checks:
+            stamp = None if source is None else self.pick_stamp(source, namespace, key, index, fallback)
+            op.check(key, stamp)
+            wanted.append((key, stamp))
+        planned: list[tuple[Any, ...]] = []
+        for mutation in mutations:
+            if mutation[0] == "set":
+                _, key, value, ttl, refresh = mutation
+                options, ttl_us = self.ttl_option(ttl)
+                op.set(key, value, refresh_on_access=refresh and ttl_us is not None, **options)
+                planned.append(("set", key, value, ttl_us, refresh and ttl_us is not None))
+            elif mutation[0] == "delete":
+                op.delete(mutation[1])
+                planned.append(mutation)
+            else:
+                getattr(op, mutation[0])(mutation[1], mutation[2])
+                planned.append(mutation)
+
+        failed = []
+        for index, (key, stamp) in enumerate(wanted):
+            live = self.live(namespace, key)
+            current = None if live is None else live.versionstamp
+            if current != stamp:
+                failed.append(FailedCheck(index, key, current))
+        if failed:
+            result = op.commit()
+            assert (result.ok, result.versionstamp, result.failed_checks) == (False, None, tuple(failed))
+            return
+
+        # Apply the mutations to a copy, in order; "?" stands for the versionstamp the commit will draw.
+        work = dict(self.rows[namespace])
+
+        def live_in(key: str) -> Row | None:
+            row = work.get(key)
+            return None if row is None or (row.expires_us is not None and row.expires_us <= self.now_us) else row
+
+        wrote = False
+        refused = False
+        for kind, key, *rest in planned:
+            found = live_in(key)
+            if kind == "delete":
+                if found is not None:
+                    del work[key]
+                    wrote = True
+                continue
+            if kind == "set":
+                value, ttl_us, refresh = rest
+                work[key] = Row(
+                    value=value,
+                    versionstamp="?",
+                    metadata={},
+                    content_type=default_content_type(value),
+                    size_bytes=encoded_size(value),
+                    created_us=self.now_us if found is None else found.created_us,
+                    updated_us=self.now_us,
+                    expires_us=None if ttl_us is None else self.now_us + ttl_us,
+                    ttl_us=ttl_us,
+                    refresh=refresh,
+                )
+                wrote = True
+                continue
+            stored = 0 if found is None else found.value
+            operand = rest[0]
+            if type(stored) is not int:
+                refused = True
+                break
+            combined = (
+                stored + operand if kind == "sum" else min(stored, operand) if kind == "min" else max(stored, operand)
+            )
+            if not -(2**63) <= combined < 2**63:
+                refused = True
+                break
+            if found is None:
+                work[key] = Row(combined, "?", {}, "application/json", encoded_size(combined), self.now_us, self.now_us,
+                                None, None, False)  # fmt: skip
+            else:
+                work[key] = replace(found, value=combined, versionstamp="?", size_bytes=encoded_size(combined),
+                                    updated_us=self.now_us)  # fmt: skip
+            wrote = True
+
+        if refused:
+            with pytest.raises(InvalidValueError):
+                op.commit()
+            return
+        result = op.commit()
+        assert result.ok
+        assert result.failed_checks == ()
+        if not wrote:
+            assert result.versionstamp is None
+            return
+        stamp = self.committed(result.versionstamp)
+        self.rows[namespace] = {
+            key: replace(row, versionstamp=stamp) if row.versionstamp == "?" else row for key, row in work.items()
+        }
+        self.after_write()
 
     # -- reads -------------------------------------------------------------------------------------------
 
