@@ -56,7 +56,16 @@ _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
 
 
 class _Connection(sqlite3.Connection):
-    """A connection that can be weakly referenced, so a dead thread's connection is freed and closed."""
+    """A connection that can be weakly referenced (a dead thread's connection is freed, and closed) and
+    carries the lock its users hold around each use.
+
+    The lock is uncontended in normal use: each thread has its own connection. It is there because
+    closing an sqlite3 connection while another thread executes on it crashes the interpreter, so
+    ``close()`` takes every connection's lock first. An in-memory store's single connection is shared,
+    and its lock then also serialises the threads.
+    """
+
+    lock: threading.RLock
 
 
 class _Tx:
@@ -125,22 +134,26 @@ class _DataVersionProbe:
 
     __slots__ = ("_conn", "_translate")
 
-    def __init__(self, conn: sqlite3.Connection | None, translate: Callable[[sqlite3.Error], KVError]) -> None:
+    def __init__(self, conn: _Connection | None, translate: Callable[[sqlite3.Error], KVError]) -> None:
         self._conn = conn
         self._translate = translate
 
     def __call__(self) -> int:
-        if self._conn is None:
+        conn = self._conn
+        if conn is None:
             return 0  # an in-memory database has no other connections to hear from
-        try:
-            version: int = self._conn.execute(SQL_DATA_VERSION).fetchone()[0]
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
+        with conn.lock:
+            try:
+                version: int = conn.execute(SQL_DATA_VERSION).fetchone()[0]
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
         return version
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
+        conn = self._conn
+        if conn is not None:
+            with conn.lock, contextlib.suppress(sqlite3.Error):  # waits for a probe in flight on another thread
+                conn.close()
 
 
 # SQLite primary result codes (the low byte of an extended code).
@@ -164,9 +177,6 @@ class SQLiteBackend:
         self._conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._shared: _Connection | None = None  # the one connection of an in-memory database
         self._registry = threading.Lock()
-        # Only an in-memory store shares one connection, and so needs the lock; a file store's threads
-        # each have their own connection and SQLite's locks between them.
-        self._lock: threading.RLock | _NoLock = threading.RLock() if self._memory else _NO_LOCK
         _BACKENDS.add(self)
         try:
             self._check_header()
@@ -177,14 +187,14 @@ class SQLiteBackend:
 
     # -- connections -------------------------------------------------------------------------------------
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> _Connection:
         try:
-            conn: sqlite3.Connection = self._local.conn
+            conn: _Connection = self._local.conn
         except AttributeError:
             conn = self._open()
         return conn
 
-    def _open(self) -> sqlite3.Connection:
+    def _open(self) -> _Connection:
         with self._registry:
             if self._closed:
                 raise StoreClosedError("the store is closed")
@@ -221,6 +231,7 @@ class SQLiteBackend:
             conn.close()
             raise self._translate(exc) from exc
         assert isinstance(conn, _Connection)
+        conn.lock = threading.RLock()
         return conn
 
     def _check_header(self) -> None:
@@ -315,8 +326,7 @@ class SQLiteBackend:
             self._conns = weakref.WeakSet()
             self._shared = None
         for conn in conns:
-            # Best effort: a connection busy in another thread is freed, and closed, when it finishes.
-            with contextlib.suppress(sqlite3.Error):
+            with conn.lock, contextlib.suppress(sqlite3.Error):  # waits for a use in flight on another thread
                 conn.close()
 
     @property
@@ -349,9 +359,10 @@ class SQLiteBackend:
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, namespace: str, key: str, now_us: int) -> Row | None:
-        with self._lock:
+        conn = self._conn()
+        with conn.lock:
             try:
-                row: Row | None = self._conn().execute(SQL_GET, (namespace, key, now_us)).fetchone()
+                row: Row | None = conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return row
@@ -360,8 +371,8 @@ class SQLiteBackend:
         unique = list(dict.fromkeys(keys))
         chunks = [unique[i : i + _IN_CHUNK] for i in range(0, len(unique), _IN_CHUNK)]
         rows: list[Row] = []
-        with self._lock:
-            conn = self._conn()
+        conn = self._conn()
+        with conn.lock:
             try:
                 if len(chunks) > 1:
                     conn.execute("BEGIN")  # one snapshot across the chunks
@@ -392,9 +403,10 @@ class SQLiteBackend:
         else:
             sql, past = SQL_SCAN, "" if resume is None else resume
         params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
-        with self._lock:
+        conn = self._conn()
+        with conn.lock:
             try:
-                return self._conn().execute(sql, params).fetchall()
+                return conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
@@ -413,16 +425,18 @@ class SQLiteBackend:
         else:
             sql, past = SQL_SCAN_KEYS, "" if resume is None else resume
         params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
-        with self._lock:
+        conn = self._conn()
+        with conn.lock:
             try:
-                return [row[0] for row in self._conn().execute(sql, params)]
+                return [row[0] for row in conn.execute(sql, params)]
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
     def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
-        with self._lock:
+        conn = self._conn()
+        with conn.lock:
             try:
-                found: int = self._conn().execute(SQL_COUNT, (namespace, start, end, now_us)).fetchone()[0]
+                found: int = conn.execute(SQL_COUNT, (namespace, start, end, now_us)).fetchone()[0]
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return found
@@ -439,17 +453,18 @@ class SQLiteBackend:
         return _DataVersionProbe(conn, self._translate)
 
     def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
-        with self._lock:
+        conn = self._conn()
+        with conn.lock:
             try:
-                cursor = self._conn().execute(SQL_REFRESH, (expires_us, namespace, key, version, now_us))
+                cursor = conn.execute(SQL_REFRESH, (expires_us, namespace, key, version, now_us))
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return cursor.rowcount == 1
 
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         """(rows, expired rows, namespaces, last version, schema revision, file bytes, journal mode)."""
-        with self._lock:
-            conn = self._conn()
+        conn = self._conn()
+        with conn.lock:
             try:
                 conn.execute("BEGIN")  # one snapshot for every figure
                 try:
@@ -476,8 +491,8 @@ class SQLiteBackend:
     # -- writes ------------------------------------------------------------------------------------------
 
     def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        with self._lock:
-            conn = self._conn()
+        conn = self._conn()
+        with conn.lock:
             try:
                 # IMMEDIATE takes the write lock now, waiting up to the busy timeout, instead of failing at
                 # the first write when a read transaction cannot be upgraded.
@@ -503,20 +518,6 @@ class SQLiteBackend:
     def purge_batch(self, now_us: int, limit: int) -> int:
         return self._write(lambda conn: conn.execute(SQL_PURGE, (now_us, limit)).rowcount)
 
-
-class _NoLock:
-    """A stand-in for the lock that file stores do not need."""
-
-    __slots__ = ()
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK: Final = _NoLock()
 
 # -- fork safety -------------------------------------------------------------------------------------------
 # SQLite forbids using a connection in a child process, and even freeing one there runs sqlite3_close on
@@ -545,7 +546,8 @@ def _reset_in_child() -> None:
         backend._registry = threading.Lock()
         if backend._memory:
             # The child owns a private copy of an in-memory database: keep using its one connection.
-            backend._lock = threading.RLock()
+            if backend._shared is not None:
+                backend._shared.lock = threading.RLock()
             continue
         backend._local = threading.local()
         backend._conns = weakref.WeakSet()

@@ -52,30 +52,37 @@ class Watch(Iterator[list[Entry | None]]):
         return self
 
     def __next__(self) -> list[Entry | None]:
-        shared = self._shared
         while not self._closed:
-            notified = False
-            if self._stamps is not None:
-                with shared.changed:
-                    if shared.commits == self._seen and not self._closed:
-                        shared.changed.wait(self._interval)
-                    notified, self._seen = shared.commits != self._seen, shared.commits
-                if self._closed:
-                    break
             try:
-                token = self._probe()
-                now_us = shared.now_us()
-                expired = self._expiry is not None and self._expiry <= now_us
-                if self._stamps is not None and token == self._token and not notified and not expired:
-                    continue
-                self._token = token
-                snapshot = self._read(now_us)
+                snapshot = self.poll()
             except StoreClosedError:
                 break
             if snapshot is not None:
                 return snapshot
+            shared = self._shared
+            with shared.changed:
+                if shared.commits == self._seen and not self._closed:
+                    shared.changed.wait(self._interval)
         self.close()
         raise StopIteration
+
+    def poll(self) -> list[Entry | None] | None:
+        """Check once, without waiting: the first snapshot, a new one if a watched key changed, else None.
+
+        For callers that wait their own way (an event loop); raises StoreClosedError once closed.
+        """
+        if self._closed:
+            raise StoreClosedError("the watch is closed")
+        shared = self._shared
+        with shared.changed:
+            notified, self._seen = shared.commits != self._seen, shared.commits
+        token = self._probe()
+        now_us = shared.now_us()
+        expired = self._expiry is not None and self._expiry <= now_us
+        if self._stamps is not None and token == self._token and not notified and not expired:
+            return None
+        self._token = token
+        return self._read(now_us)
 
     def _read(self, now_us: int) -> list[Entry | None] | None:
         """The watched entries, if they differ from the last snapshot yielded."""

@@ -22,7 +22,7 @@ from typing import TypeAlias
 
 import pytest
 
-from kvstore import KVError, KVStore, Namespace, StoreBusyError
+from kvstore import KVError, KVStore, Namespace, StoreBusyError, StoreClosedError
 
 KEY = "counter"
 THREADS = 8
@@ -464,3 +464,32 @@ def test_writer_that_cannot_get_the_lock_raises_store_busy(db_path: Path, locked
         assert kv.get("new") is None
         assert kv.namespace("elsewhere").get(KEY) is None
     _assert_intact(db_path)
+
+
+@pytest.mark.parametrize("target", ["file", "memory"])
+def test_closing_a_store_while_threads_use_it_ends_them_cleanly(tmp_path: Path, target: str) -> None:
+    """close() waits for each connection's operation in flight: sqlite3 crashes if a busy connection closes."""
+    kv = KVStore(str(tmp_path / "kv.db") if target == "file" else ":memory:")
+    kv.set("k", 0)
+    barrier = threading.Barrier(5)
+    outcomes: list[str] = []
+
+    def hammer() -> None:
+        barrier.wait()
+        try:
+            while True:
+                kv.get("k")
+                kv.set("k", 1)
+                kv.list()
+        except StoreClosedError:
+            outcomes.append("closed")
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    kv.close()
+    for thread in threads:
+        thread.join(timeout=60)
+        assert not thread.is_alive()
+    assert outcomes == ["closed"] * 4
