@@ -1,5 +1,6 @@
 """kvstore: an embedded, persistent key-value store with versionstamped, conditional writes."""
 
+from ._aio import AsyncAtomicOperation, AsyncKVStore, AsyncNamespace, AsyncWatch
 from ._atomic import AtomicOperation
 from ._codec import JSON, Value
 from ._errors import (
@@ -35,6 +36,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "JSON",
+    "AsyncAtomicOperation",
+    "AsyncKVStore",
+    "AsyncNamespace",
+    "AsyncWatch",
     "AtomicLimitError",
     "AtomicOperation",
     "CommitResult",

@@ -1,0 +1,348 @@
+"""AsyncKVStore: the KVStore API as coroutines, for asyncio applications.
+
+The design is aiosqlite's: one worker thread owns a blocking ``KVStore`` and runs its calls one at a
+time, in the order they were made; each coroutine waits on a future that the worker completes. The
+event loop never blocks on SQLite. Every store call is one transaction, so an await that is cancelled
+either never ran (it is skipped when it had not started) or ran whole on the worker: no write is ever
+half-applied, and the next call finds the store in order.
+
+Only the public API of kvstore is used here. Wrapping a new store method is one line in a class body::
+
+    count = _delegate(Namespace.count)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+
+# Public names only (each is re-exported by kvstore/__init__.py), imported from their modules to avoid a cycle.
+from ._atomic import AtomicOperation
+from ._errors import StoreClosedError
+from ._models import CommitResult, Entry
+from ._namespace import Namespace
+from ._store import KVStore
+from ._watch import Watch
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_Job = tuple[Future[Any], Callable[[], Any]]
+
+
+class _Worker:
+    """One thread that opens a KVStore, runs every call on it in order, and closes it at the end.
+
+    The thread starts with the first call (or ``start``), so a store that is built but never used
+    opens nothing.
+    """
+
+    def __init__(self, opener: Callable[[], KVStore], name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
+        self._stopping = False
+        self._lock = threading.Lock()  # orders submit() against stop(), so no job lands after the stop
+        self.store: KVStore | None = None
+        self.opened: Future[None] = Future()
+        self._thread = threading.Thread(target=self._run, args=(opener,), name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the thread (and so open the store) unless it is started or stopped already."""
+        with self._lock:
+            self._start()
+
+    def _start(self) -> None:
+        if self._stopping:
+            raise StoreClosedError("the AsyncKVStore is closed")
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def submit(self, call: Callable[[], R]) -> Future[R]:
+        """Queue ``call`` for the worker; its future is cancellable until the worker starts it."""
+        future: Future[R] = Future()
+        with self._lock:
+            self._start()
+            self._jobs.put((future, call))
+        return future
+
+    def stop(self, final: Callable[[], None]) -> Future[None] | None:
+        """Run ``final`` after every queued call, then end the thread; later calls raise StoreClosedError.
+
+        Returns None when the thread never started: there is nothing to finish.
+        """
+        with self._lock:
+            if self._stopping:
+                raise StoreClosedError("the AsyncKVStore is closed")
+            self._stopping = True
+            if self._thread.ident is None:
+                return None
+            future: Future[None] = Future()
+            self._jobs.put((future, final))
+            self._jobs.put(None)
+        return future
+
+    def _run(self, opener: Callable[[], KVStore]) -> None:
+        try:
+            self.store = opener()
+        except BaseException as exc:
+            self.opened.set_exception(exc)
+        else:
+            self.opened.set_result(None)
+        while (job := self._jobs.get()) is not None:
+            future, call = job
+            if not future.set_running_or_notify_cancel():
+                continue  # cancelled before it started: it never runs
+            try:
+                future.set_result(call())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+
+async def _await(future: Future[R]) -> R:
+    """Wait for a worker future without blocking the loop; cancelling skips the call if it has not started."""
+    return await asyncio.wrap_future(future)
+
+
+def _delegate(
+    method: Callable[Concatenate[Any, P], R],
+) -> Callable[Concatenate[AsyncNamespace, P], Coroutine[Any, Any, R]]:
+    """An async method that runs ``method`` on the worker thread against the view's store object."""
+
+    async def call(self: AsyncNamespace, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._call(lambda target: method(target, *args, **kwargs))
+
+    functools.update_wrapper(call, method)  # name, docstring, and a signature for inspect and help()
+    return call
+
+
+class AsyncNamespace:
+    """The key-value API of one namespace, as coroutines run on the store's worker thread."""
+
+    __slots__ = ("_resolve", "_worker")
+
+    def __init__(self, worker: _Worker, resolve: Callable[[KVStore], Namespace]) -> None:
+        self._worker = worker
+        self._resolve = resolve
+
+    async def _call(self, call: Callable[[Any], R]) -> R:
+        worker, resolve = self._worker, self._resolve
+
+        def job() -> R:
+            if worker.store is None:
+                worker.opened.result()  # re-raises the error that kept the store from opening
+                raise StoreClosedError("the store is not open")
+            return call(resolve(worker.store))
+
+        return await _await(worker.submit(job))
+
+    set = _delegate(Namespace.set)
+    get = _delegate(Namespace.get)
+    get_many = _delegate(Namespace.get_many)
+    delete = _delegate(Namespace.delete)
+    list = _delegate(Namespace.list)
+    list_keys = _delegate(Namespace.list_keys)
+    count = _delegate(Namespace.count)
+    delete_prefix = _delegate(Namespace.delete_prefix)
+
+    async def namespace(self, name: str) -> AsyncNamespace:
+        """The same API scoped to the namespace ``name`` (validated on the worker thread)."""
+        view: Namespace = await self._call(lambda target: target.namespace(name))
+        return AsyncNamespace(self._worker, lambda _store: view)
+
+    def atomic(self) -> AsyncAtomicOperation:
+        """An atomic commit built here and committed on the worker: ``await kv.atomic().set(...).commit()``."""
+        return AsyncAtomicOperation(self)
+
+    def watch(self, keys: Iterable[str], *, interval: float = 0.05) -> AsyncWatch:
+        """``async for snapshot in kv.watch(keys)``: as ``KVStore.watch``, polled every ``interval`` seconds."""
+        return AsyncWatch(self, list(keys), interval)
+
+    async def iterate(self, prefix: str = "", *, reverse: bool = False, page_size: int = 100) -> AsyncIterator[Entry]:
+        """``async for entry in kv.iterate(prefix)``: every live entry under ``prefix``, in key order.
+
+        Fetches ``page_size`` entries per call to ``list`` and follows its cursor, so the loop never holds
+        a transaction open between pages; writes made meanwhile follow the cursor rules of ``list``.
+        """
+        cursor: str | None = None
+        while True:
+            page = await self.list(prefix, limit=page_size, cursor=cursor, reverse=reverse)
+            for entry in page:
+                yield entry
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+
+class AsyncAtomicOperation:
+    """``kv.atomic()`` for asyncio: the calls are recorded here, then replayed and committed on the worker.
+
+    Bad input therefore raises from ``commit()`` rather than from the call that carried it. As an async
+    context manager it commits on a clean exit (the outcome is in ``result``) and discards on an error.
+    """
+
+    __slots__ = ("_calls", "_namespace", "result")
+
+    def __init__(self, namespace: AsyncNamespace) -> None:
+        self._namespace = namespace
+        self._calls: list[Callable[[AtomicOperation], object]] = []
+        self.result: CommitResult | None = None
+
+    def check(self, key: str, versionstamp: str | None) -> Self:
+        """As ``AtomicOperation.check``."""
+        self._calls.append(lambda op: op.check(key, versionstamp))
+        return self
+
+    def set(self, key: str, value: object, **options: Any) -> Self:
+        """As ``AtomicOperation.set`` (expire_in, expire_at, refresh_on_access, metadata, content_type)."""
+        self._calls.append(lambda op: op.set(key, value, **options))
+        return self
+
+    def delete(self, key: str) -> Self:
+        """As ``AtomicOperation.delete``."""
+        self._calls.append(lambda op: op.delete(key))
+        return self
+
+    def sum(self, key: str, operand: int) -> Self:
+        """As ``AtomicOperation.sum``."""
+        self._calls.append(lambda op: op.sum(key, operand))
+        return self
+
+    def min(self, key: str, operand: int) -> Self:
+        """As ``AtomicOperation.min``."""
+        self._calls.append(lambda op: op.min(key, operand))
+        return self
+
+    def max(self, key: str, operand: int) -> Self:
+        """As ``AtomicOperation.max``."""
+        self._calls.append(lambda op: op.max(key, operand))
+        return self
+
+    async def commit(self) -> CommitResult:
+        """Build the operation on the worker and commit it there: all or nothing, as ``KVStore.atomic``."""
+        calls, self._calls = self._calls, []
+
+        def run(target: Namespace) -> CommitResult:
+            op = target.atomic()
+            for call in calls:
+                call(op)
+            return op.commit()
+
+        self.result = await self._namespace._call(run)
+        return self.result
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            await self.commit()
+
+
+class AsyncWatch:
+    """``async for snapshot in kv.watch(keys)``: the snapshots of ``KVStore.watch``, without blocking the loop.
+
+    Each check runs on the worker (one cheap probe, and a read only after a change); between checks the
+    event loop sleeps ``interval`` seconds, so a change, from this process or another, shows within about
+    one interval. ``await watch.aclose()`` (or ``async with``) releases its connection.
+    """
+
+    __slots__ = ("_interval", "_keys", "_namespace", "_watch")
+
+    def __init__(self, namespace: AsyncNamespace, keys: list[str], interval: float) -> None:
+        self._namespace = namespace
+        self._keys = keys
+        self._interval = interval
+        self._watch: Watch | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> list[Entry | None]:
+        watch = self._watch
+        if watch is None:
+            keys, interval = self._keys, self._interval
+            created: Watch = await self._namespace._call(lambda target: target.watch(keys, interval=interval))
+            watch = self._watch = created
+        poll = watch.poll
+        while True:
+            try:
+                snapshot = await self._namespace._call(lambda _target: poll())
+            except StoreClosedError:
+                raise StopAsyncIteration from None
+            if snapshot is not None:
+                return snapshot
+            await asyncio.sleep(self._interval)
+
+    async def aclose(self) -> None:
+        """Stop watching; a later ``__anext__`` ends the iteration."""
+        if self._watch is not None:
+            watch = self._watch
+            await self._namespace._call(lambda _target: watch.close())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncKVStore(AsyncNamespace):
+    """A KVStore driven from asyncio: ``async with AsyncKVStore("app.db") as kv: await kv.set(...)``.
+
+    Takes the same arguments as ``KVStore``. The store is opened on the worker thread by the first call;
+    ``await kv.open()`` (or ``async with``) opens it and raises if it cannot be opened. ``set``, ``get``,
+    ``get_many``, ``delete``, ``list``, ``namespace``, ``purge_expired``, ``info`` and ``close`` are
+    coroutines here, and ``iterate`` gives an ``async for`` over a listing.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, target: str | os.PathLike[str], **options: Any) -> None:
+        worker = _Worker(lambda: KVStore(target, **options), name="kvstore-async-worker")
+        super().__init__(worker, _identity)
+
+    async def open(self) -> Self:
+        """Wait until the store is open; raise the error that kept it from opening."""
+        self._worker.start()
+        # Shielded: cancelling this wait must not cancel the shared "opened" future itself.
+        await asyncio.shield(_await(self._worker.opened))
+        return self
+
+    purge_expired = _delegate(KVStore.purge_expired)
+    info = _delegate(KVStore.info)
+
+    async def close(self) -> None:
+        """Finish the queued calls, close the store and end the worker thread. Closing twice is harmless."""
+        worker = self._worker
+        try:
+            done = worker.stop(lambda: None if worker.store is None else worker.store.close())
+        except StoreClosedError:
+            return
+        if done is not None:
+            await asyncio.shield(_await(done))
+
+    async def __aenter__(self) -> Self:
+        try:
+            return await self.open()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+
+def _identity(store: KVStore) -> Namespace:
+    return store

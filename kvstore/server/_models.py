@@ -1,0 +1,169 @@
+"""The request and response bodies of both APIs, as Pydantic models: the OpenAPI document comes from these.
+
+The store API (000) is camelCase and its optional fields carry no ``null`` in the schema, as in the
+document; the entity API (004) is snake_case. ``encoding`` says how ``value`` travels: ``json`` (the
+value itself) or ``base64`` (a bytes value, base64-encoded).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+Encoding = Literal["json", "base64"]
+
+
+class SetOptions(BaseModel):
+    """Options of a set; contradictory combinations are refused with 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expireIn: float | SkipJsonSchema[None] = Field(None, description="TTL in milliseconds")
+    expireAt: datetime | SkipJsonSchema[None] = Field(None, description="Absolute expiration time")
+    refreshOnAccess: bool = Field(False, description="Whether to refresh TTL on access")
+    ifVersionstamp: str | SkipJsonSchema[None] = Field(None, description="Only set if current versionstamp matches")
+    ifNotExists: bool = Field(False, description="Only set if key doesn't exist")
+    overwrite: bool = Field(True, description="Whether to overwrite existing values")
+    metadata: dict[str, Any] | SkipJsonSchema[None] = Field(
+        None, description="Additional metadata to store with the entry"
+    )
+
+
+class SetKVRequest(BaseModel):
+    """The body of SetKV."""
+
+    value: Any = Field(description="The value to store")
+    encoding: Encoding = Field("json", description="`json`: the value as is; `base64`: bytes, base64-encoded")
+    options: SetOptions | SkipJsonSchema[None] = None
+
+
+class SetKVResponse(BaseModel):
+    """The outcome of SetKV: ``ok`` is false when a condition failed (nothing was written)."""
+
+    versionstamp: str | SkipJsonSchema[None] = Field(None, description="The new, or current, versionstamp")
+    committed: bool
+    ok: bool
+
+
+class KVEntry(BaseModel):
+    """A live entry of the store API."""
+
+    key: str
+    value: Any
+    encoding: Encoding
+    versionstamp: str
+    metadata: dict[str, Any]
+    contentType: str
+    sizeBytes: int
+    createdAt: datetime
+    updatedAt: datetime
+    expiresAt: datetime | None
+
+
+class ListKVResponse(BaseModel):
+    """One page of a listing; pass ``cursor`` back to continue, null when done."""
+
+    entries: list[KVEntry]
+    cursor: str | None
+
+
+class DeleteKVResponse(BaseModel):
+    """A delete that removed a live entry."""
+
+    ok: bool
+
+
+class KVEntity(StrEnum):
+    """Entity namespace types for KV storage."""
+
+    user = "user"
+    event = "event"
+
+
+class StoreValueRequest(BaseModel):
+    """Payload for store value request."""
+
+    value: Any = Field(description="The value to store (JSON, text, or binary as base64)")
+    encoding: Encoding = Field("json", description="`json`: the value as is; `base64`: bytes, base64-encoded")
+    ttl: int | None = Field(None, ge=60, le=31_536_000, description="Expiration time in seconds")
+    metadata: dict[str, Any] | None = Field(None, description="Optional metadata with schema hints")
+    content_type: str | None = Field(None, description="Content type of the value (or the Content-Type header)")
+
+
+class StoreValueData(BaseModel):
+    """Response data for store operation."""
+
+    entity: KVEntity
+    key: str
+    created: bool
+    expires_at: datetime | None
+    content_type: str
+    size_bytes: int
+    versionstamp: str
+
+
+class StoreValueResponse(BaseModel):
+    ok: bool = Field(True, description="Indicates if the request was successful or not.")
+    data: StoreValueData
+
+
+class EntityEntry(BaseModel):
+    """A live entry of the entity API."""
+
+    entity: KVEntity
+    key: str
+    value: Any
+    encoding: Encoding
+    versionstamp: str
+    metadata: dict[str, Any]
+    content_type: str
+    size_bytes: int
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+class EntityEntryResponse(BaseModel):
+    ok: bool = True
+    data: EntityEntry
+
+
+class EntityDeleted(BaseModel):
+    entity: KVEntity
+    key: str
+    deleted: bool
+
+
+class EntityDeleteResponse(BaseModel):
+    ok: bool = True
+    data: EntityDeleted
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem-details object."""
+
+    type: str = Field(min_length=1, max_length=2083, description="A URI reference naming the problem type")
+    status: int = Field(gt=399, lt=600, description="The HTTP status code")
+    title: str = Field(min_length=5, description="A short summary of the problem type")
+    detail: str = Field(min_length=5, description="What went wrong this time")
+    instance: str = Field(min_length=1, description="The request path")
+    error_code: int = Field(description="A number that names the error type")
+
+
+class ProblemResponse(BaseModel):
+    ok: Literal[False] = False
+    errors: list[Problem]
+
+
+# Any operation may meet these: a path that routes nowhere is a 404, a body past the limit a 413.
+COMMON_PROBLEMS = (400, 401, 403, 404, 413, 422, 500, 503, 507)
+
+
+def problem_responses(*extra: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries: the common problem statuses and ``extra`` ones, each a ProblemResponse."""
+    statuses = sorted({*COMMON_PROBLEMS, *extra})
+    return {status: {"model": ProblemResponse, "description": "A problem"} for status in statuses}

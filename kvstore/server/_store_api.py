@@ -1,0 +1,133 @@
+"""The store API of 000_*.txt: ``/store/{store}/kv/{key}`` (SetKV and friends), ``{store}`` a ULID namespace."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+from ulid import ULID
+
+from kvstore import Entry, InvalidNamespaceError
+
+from ._models import DeleteKVResponse, KVEntry, ListKVResponse, SetKVRequest, SetKVResponse, problem_responses
+from ._problems import ConditionFailed, NotFound
+from ._values import from_request, to_response
+from ._views import Views, json_response
+
+ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
+StoreParam = Annotated[
+    str,
+    Path(
+        pattern=ULID_PATTERN,
+        description="The store: a ULID, which is the namespace",
+        json_schema_extra={"format": "ulid"},
+    ),
+]
+KeyParam = Annotated[str, Path(description="The key to set data (products/123)")]
+VersionstampQuery = Annotated[str | None, Query(description="Only delete if the current versionstamp matches")]
+
+
+def _namespace(store: str) -> str:
+    try:
+        return str(ULID.from_str(store))
+    except ValueError as exc:
+        raise InvalidNamespaceError(f"store {store!r} is not a ULID: {exc}") from exc
+
+
+def _entry(entry: Entry) -> KVEntry:
+    value, encoding = to_response(entry.value)
+    return KVEntry(
+        key=entry.key,
+        value=value,
+        encoding=encoding,
+        versionstamp=entry.versionstamp,
+        metadata=entry.metadata,
+        contentType=entry.content_type,
+        sizeBytes=entry.size_bytes,
+        createdAt=entry.created_at,
+        updatedAt=entry.updated_at,
+        expiresAt=entry.expires_at,
+    )
+
+
+def store_routes(router: APIRouter, views: Views) -> None:
+    """Add the store API's routes to ``router``."""
+
+    @router.put(
+        "/store/{store}/kv/{key:path}",
+        operation_id="SetKV",
+        summary="Set a value for a key",
+        tags=["kv store"],
+        response_model=SetKVResponse,
+        responses={200: {"description": "Value set successfully"}, **problem_responses()},
+    )
+    async def set_kv(store: StoreParam, key: KeyParam, body: SetKVRequest) -> Response:
+        """Write the value; a failed ``ifVersionstamp``/``ifNotExists`` is a 200 with ``ok: false``."""
+        options = body.options
+        kv = await views.get(_namespace(store))
+        result = await kv.set(
+            key,
+            from_request(body.value, body.encoding),
+            if_versionstamp=None if options is None else options.ifVersionstamp,
+            if_not_exists=False if options is None else options.ifNotExists,
+            overwrite=True if options is None else options.overwrite,
+            expire_in=None if options is None else options.expireIn,
+            expire_at=None if options is None else options.expireAt,
+            refresh_on_access=False if options is None else options.refreshOnAccess,
+            metadata=None if options is None else options.metadata,
+        )
+        response = SetKVResponse(versionstamp=result.versionstamp, committed=result.committed, ok=result.ok)
+        return json_response(response, exclude_none=True)
+
+    @router.get(
+        "/store/{store}/kv/{key:path}",
+        operation_id="GetKV",
+        summary="Get the entry at a key",
+        tags=["kv store"],
+        response_model=KVEntry,
+        responses=problem_responses(),
+    )
+    async def get_kv(store: StoreParam, key: KeyParam) -> Response:
+        """The live entry at ``key``, or 404."""
+        entry = await (await views.get(_namespace(store))).get(key)
+        if entry is None:
+            raise NotFound(f"no live entry at key {key!r} in store {store}")
+        return json_response(_entry(entry))
+
+    @router.delete(
+        "/store/{store}/kv/{key:path}",
+        operation_id="DeleteKV",
+        summary="Delete the entry at a key",
+        tags=["kv store"],
+        response_model=DeleteKVResponse,
+        responses=problem_responses(409),
+    )
+    async def delete_kv(store: StoreParam, key: KeyParam, ifVersionstamp: VersionstampQuery = None) -> Response:
+        """Delete the live entry; 404 if there is none, 409 if ``ifVersionstamp`` names another version."""
+        kv = await views.get(_namespace(store))
+        if await kv.delete(key, if_versionstamp=ifVersionstamp):
+            return json_response(DeleteKVResponse(ok=True))
+        current = await kv.get(key) if ifVersionstamp is not None else None
+        if current is not None:
+            raise ConditionFailed(f"key {key!r} is at versionstamp {current.versionstamp}, not {ifVersionstamp}")
+        raise NotFound(f"no live entry at key {key!r} in store {store}")
+
+    @router.get(
+        "/store/{store}/kv",
+        operation_id="ListKV",
+        summary="List entries by key prefix",
+        tags=["kv store"],
+        response_model=ListKVResponse,
+        responses=problem_responses(),
+    )
+    async def list_kv(
+        store: StoreParam,
+        prefix: Annotated[str, Query(description="Only keys that start with this")] = "",
+        limit: Annotated[int, Query(ge=1, le=1000, description="At most this many entries")] = 100,
+        cursor: Annotated[str | None, Query(description="The cursor of the previous page")] = None,
+        reverse: Annotated[bool, Query(description="Descending key order")] = False,
+    ) -> Response:
+        """Live entries in key order, a page at a time."""
+        page = await (await views.get(_namespace(store))).list(prefix, limit=limit, cursor=cursor, reverse=reverse)
+        return json_response(ListKVResponse(entries=[_entry(e) for e in page], cursor=page.cursor))

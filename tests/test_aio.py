@@ -1,0 +1,431 @@
+"""AsyncKVStore: the KVStore API as coroutines on one worker thread.
+
+Each test runs its own event loop with ``asyncio.run``. A ``GateClock`` lets a test hold the worker
+inside a store call (every call reads the clock), so "the loop stays free" and "cancelled mid-call"
+are shown by events, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kvstore import (
+    AsyncAtomicOperation,
+    AsyncKVStore,
+    AsyncWatch,
+    Entry,
+    FailedCheck,
+    InvalidKeyError,
+    InvalidNamespaceError,
+    KVStore,
+    Namespace,
+    NotADatabaseError,
+    StoreClosedError,
+)
+
+from .conftest import START
+
+WAIT = 10.0  # seconds an event wait may take before the test fails; only a hang reaches it
+
+
+class GateClock:
+    """A fake clock that can hold the next store call that reads it until the test releases it."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._armed = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            hold, self._armed = self._armed, False
+        if hold:
+            self.entered.set()
+            assert self.release.wait(WAIT), "the test never released the clock"
+        return self.now
+
+    def hold_next(self) -> None:
+        self.entered.clear()
+        self.release.clear()
+        self._armed = True
+
+    async def wait_entered(self) -> None:
+        """Wait (off the loop) until the worker is inside the held call."""
+        assert await asyncio.to_thread(self.entered.wait, WAIT)
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+@pytest.fixture(params=["file", "memory"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return str(tmp_path / "async.db") if request.param == "file" else ":memory:"
+
+
+def test_the_whole_api_as_coroutines(target: str) -> None:
+    clock = GateClock()
+
+    async def scenario() -> None:
+        async with AsyncKVStore(target, clock=clock) as kv:
+            first = await kv.set("products/1", {"stock": 3}, metadata={"v": 1})
+            assert first.committed
+            assert first.created
+            entry = await kv.get("products/1")
+            assert entry is not None
+            assert entry.value == {"stock": 3}
+            assert entry.metadata == {"v": 1}
+            stale = await kv.set("products/1", 0, if_versionstamp="0" * 20)
+            assert not stale.ok
+            assert stale.versionstamp == first.versionstamp
+            swapped = await kv.set("products/1", {"stock": 2}, if_versionstamp=first.versionstamp)
+            assert swapped.committed
+            assert swapped.versionstamp is not None
+            assert first.versionstamp is not None
+            assert swapped.versionstamp > first.versionstamp
+            await kv.set("products/2", b"\x00\xff", expire_in=60_000)
+            many = await kv.get_many(["products/2", "missing", "products/1"])
+            assert [e.value if e else None for e in many] == [b"\x00\xff", None, {"stock": 2}]
+            assert (await kv.list("products/")).keys == ["products/1", "products/2"]
+
+            sessions = await kv.namespace("sessions")
+            await sessions.set("products/1", "other namespace")
+            assert (await sessions.get("products/1")).value == "other namespace"  # type: ignore[union-attr]
+            assert (await kv.get("products/1")).value == {"stock": 2}  # type: ignore[union-attr]
+
+            clock.now += 61
+            assert await kv.get("products/2") is None
+            assert await kv.purge_expired() == 1
+            info = await kv.info()
+            assert (info.entries, info.expired, info.namespaces) == (2, 0, 2)
+            assert await kv.delete("products/1", if_versionstamp=swapped.versionstamp)
+            assert not await kv.delete("products/1")
+
+    run(scenario)
+
+
+def test_every_store_method_has_an_async_twin_with_the_same_signature() -> None:
+    names = ["set", "get", "get_many", "delete", "list", "list_keys", "count", "delete_prefix"]
+    names += ["namespace", "purge_expired", "info", "close"]
+    for name in names:
+        method = getattr(AsyncKVStore, name)
+        assert inspect.iscoroutinefunction(method), name
+        if name not in ("namespace", "close"):
+            expected = inspect.signature(getattr(KVStore, name)).parameters
+            assert inspect.signature(method).parameters == expected, name
+    assert issubclass(KVStore, Namespace)
+
+
+def test_errors_are_the_store_errors_and_the_store_keeps_working(target: str) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(target) as kv:
+            with pytest.raises(InvalidKeyError):
+                await kv.set("bad key", 1)
+            with pytest.raises(InvalidNamespaceError):
+                await kv.namespace("no spaces")
+            assert (await kv.set("good", 1)).committed
+
+    run(scenario)
+
+
+def test_the_loop_runs_while_the_worker_is_busy(target: str) -> None:
+    clock = GateClock()
+
+    async def scenario() -> None:
+        async with AsyncKVStore(target, clock=clock) as kv:
+            clock.hold_next()
+            write = asyncio.create_task(kv.set("k", 1))
+            await clock.wait_entered()  # the worker is inside set() and stays there
+            ticks = 0
+            for _ in range(50):
+                await asyncio.sleep(0)  # a yield, not a wait: the loop is free to run us
+                ticks += 1
+            assert ticks == 50
+            assert not write.done()
+            clock.release.set()
+            assert (await write).committed
+
+    run(scenario)
+
+
+def test_cancelling_a_running_write_leaves_it_whole_and_the_store_usable(target: str) -> None:
+    clock = GateClock()
+
+    async def scenario() -> None:
+        async with AsyncKVStore(target, clock=clock) as kv:
+            clock.hold_next()
+            write = asyncio.create_task(kv.set("k", {"a": 1}, metadata={"m": True}, expire_in=120_000))
+            await clock.wait_entered()
+            write.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await write  # returns at once, while the worker is still inside set()
+            clock.release.set()
+            entry = await kv.get("k")  # queued behind the cancelled write: it sees all of it
+            assert entry is not None
+            assert (entry.value, entry.metadata) == ({"a": 1}, {"m": True})
+            assert entry.expires_at == datetime.fromtimestamp(START + 120, UTC)
+            assert (await kv.set("k", 2, if_versionstamp=entry.versionstamp)).committed
+
+    run(scenario)
+
+
+def test_cancelling_a_queued_call_means_it_never_runs(target: str) -> None:
+    clock = GateClock()
+
+    async def scenario() -> None:
+        async with AsyncKVStore(target, clock=clock) as kv:
+            clock.hold_next()
+            first = asyncio.create_task(kv.set("first", 1))
+            await clock.wait_entered()
+            queued = asyncio.create_task(kv.set("queued", 1))
+            await asyncio.sleep(0)  # let it submit its call behind the held one
+            queued.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await queued
+            clock.release.set()
+            assert (await first).committed
+            assert await kv.get("queued") is None
+            assert (await kv.get("first")) is not None
+
+    run(scenario)
+
+
+def test_a_thousand_concurrent_tasks_all_complete_in_order(target: str) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(target) as kv:
+
+            async def one(i: int) -> str:
+                result = await kv.set(f"task/{i:04d}", i)
+                entry = await kv.get(f"task/{i:04d}")
+                assert entry is not None
+                assert entry.value == i
+                assert result.versionstamp is not None
+                return result.versionstamp
+
+            stamps = await asyncio.gather(*(one(i) for i in range(1000)))
+            assert len(set(stamps)) == 1000
+            assert stamps == sorted(stamps)  # one worker, first come first served
+            assert len(await kv.list("task/")) == 1000
+
+    run(scenario)
+
+
+def test_compare_and_set_from_two_async_stores_on_one_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "shared.db")
+
+    async def scenario() -> None:
+        async with AsyncKVStore(path) as a, AsyncKVStore(path) as b:
+            await a.set("counter", 0)
+
+            async def increment(kv: AsyncKVStore) -> int:
+                commits = 0
+                for _ in range(20):
+                    entry = await kv.get("counter")
+                    assert entry is not None
+                    assert isinstance(entry.value, int)
+                    done = await kv.set("counter", entry.value + 1, if_versionstamp=entry.versionstamp)
+                    commits += done.committed
+                return commits
+
+            commits = await asyncio.gather(*(increment(kv) for kv in (a, b, a, b)))
+            final = await a.get("counter")
+            assert final is not None
+            assert final.value == sum(commits) > 0
+
+    run(scenario)
+
+
+def test_iterate_walks_a_listing_page_by_page(target: str) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(target) as kv:
+            for i in range(7):
+                await kv.set(f"p/{i}", i)
+            await kv.set("q", "not under the prefix")
+            seen = [entry async for entry in kv.iterate("p/", page_size=3)]
+            assert [e.key for e in seen] == [f"p/{i}" for i in range(7)]
+            assert all(isinstance(e, Entry) for e in seen)
+            backwards = [e.key async for e in kv.iterate("p/", reverse=True, page_size=2)]
+            assert backwards == [f"p/{i}" for i in reversed(range(7))]
+            other = await kv.namespace("other")
+            assert [e async for e in other.iterate()] == []
+
+    run(scenario)
+
+
+def test_close_finishes_queued_calls_then_refuses_new_ones(target: str) -> None:
+    async def scenario() -> None:
+        kv = await AsyncKVStore(target).open()
+        pending = [asyncio.create_task(kv.set(f"k{i}", i)) for i in range(20)]
+        await asyncio.sleep(0)  # let them queue
+        await kv.close()
+        assert all(task.result().committed for task in pending)
+        with pytest.raises(StoreClosedError):
+            await kv.get("k0")
+        with pytest.raises(StoreClosedError):
+            await kv.namespace("x")
+        await kv.close()  # twice is harmless
+
+    run(scenario)
+
+
+def test_a_store_that_cannot_open_raises_on_open_and_on_every_call(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not an SQLite database" * 100)
+
+    async def scenario() -> None:
+        with pytest.raises(NotADatabaseError):
+            async with AsyncKVStore(str(junk)):
+                pass
+        kv = AsyncKVStore(str(junk))
+        with pytest.raises(NotADatabaseError):
+            await kv.get("k")
+        await kv.close()
+
+    run(scenario)
+    assert junk.read_bytes() == b"this is not an SQLite database" * 100
+
+
+def test_one_store_serves_successive_event_loops(tmp_path: Path) -> None:
+    kv = AsyncKVStore(str(tmp_path / "loops.db"))
+
+    async def write() -> None:
+        await kv.set("k", "from the first loop")
+
+    async def read_and_close() -> None:
+        entry = await kv.get("k")
+        assert entry is not None
+        assert entry.value == "from the first loop"
+        await kv.close()
+
+    run(write)
+    run(read_and_close)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_readme_asyncio_example_and_the_async_quickstart_run(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Asyncio", 1)[1].split("\n## ", 1)[0]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    done = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True ['products/1', 'products/2', 'products/3', 'products/4']"
+    example = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "async_quickstart.py")], capture_output=True, text=True, check=False
+    )
+    assert example.returncode == 0, example.stderr
+    assert "compare-and-set: True" in example.stdout
+    assert "keys: ['products/1', 'products/2', 'products/3', 'products/4', 'products/5']" in example.stdout
+
+
+def test_a_store_opens_nothing_until_it_is_used(tmp_path: Path) -> None:
+    path = tmp_path / "lazy.db"
+    unused = AsyncKVStore(path)
+    used = AsyncKVStore(path)
+    threads = threading.active_count()
+    assert not path.exists()
+
+    async def scenario() -> None:
+        await unused.close()
+        with pytest.raises(StoreClosedError):
+            await unused.get("k")
+        assert threading.active_count() == threads
+        await used.set("k", 1)
+        assert path.exists()
+        await used.close()
+
+    run(scenario)
+
+
+def test_key_listing_counting_and_prefix_deletes(target: str) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(target) as kv:
+            for i in range(4):
+                await kv.set(f"p/{i}", i)
+            await kv.set("q", 0)
+            assert (await kv.list_keys("p/", limit=2)).keys == ["p/0", "p/1"]
+            assert await kv.count("p/") == 4
+            assert await kv.delete_prefix("p/") == 4
+            assert await kv.count() == 1
+
+    run(scenario)
+
+
+def test_atomic_commits_on_the_worker(target: str) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(target) as kv:
+            op = kv.atomic()
+            assert isinstance(op, AsyncAtomicOperation)
+            first = await op.check("a", None).set("a", 1).sum("n", 2).commit()
+            assert first.ok
+            assert first.versionstamp is not None
+            entries = await kv.get_many(["a", "n"])
+            assert [entry.value if entry else None for entry in entries] == [1, 2]
+            assert {entry.versionstamp for entry in entries if entry} == {first.versionstamp}
+            stale = await kv.atomic().check("a", None).set("a", 9).commit()
+            assert stale.failed_checks == (FailedCheck(0, "a", first.versionstamp),)
+            async with kv.atomic() as managed:
+                managed.delete("a").max("n", 7)
+            assert managed.result is not None
+            assert managed.result.ok
+            assert await kv.get("a") is None
+            # Calls are replayed on the worker, so bad input raises from commit() and writes nothing.
+            with pytest.raises(InvalidKeyError):
+                await kv.atomic().set("ok", 1).set("not ok", 2).commit()
+            assert await kv.get("ok") is None
+            other = await kv.namespace("other")
+            assert (await other.atomic().set("a", "other").commit()).ok
+            assert await kv.get("a") is None
+
+    run(scenario)
+
+
+def test_watch_iterates_snapshots_without_blocking_the_loop(tmp_path: Path) -> None:
+    path = tmp_path / "watched.db"
+
+    async def scenario() -> None:
+        async with AsyncKVStore(path) as kv:
+            await kv.set("k", "first")
+            async with kv.watch(["k", "missing"], interval=0.01) as watch:
+                assert isinstance(watch, AsyncWatch)
+                snapshot = await anext(watch)
+                assert [entry.value if entry else None for entry in snapshot] == ["first", None]
+                await kv.set("k", "second")
+                snapshot = await anext(watch)
+                assert [entry.value if entry else None for entry in snapshot] == ["second", None]
+                script = "import sys; from kvstore import KVStore; KVStore(sys.argv[1]).set('missing', 1)"
+                done = await asyncio.create_subprocess_exec(sys.executable, "-c", script, str(path))
+                assert await done.wait() == 0
+                snapshot = await anext(watch)
+                assert [entry.value if entry else None for entry in snapshot] == ["second", 1]
+                ticks = 0
+
+                async def tick() -> None:
+                    nonlocal ticks
+                    while True:
+                        ticks += 1
+                        await asyncio.sleep(0)
+
+                ticker = asyncio.create_task(tick())
+                await kv.delete("k")
+                snapshot = await anext(watch)
+                ticker.cancel()
+                assert snapshot[0] is None
+                assert ticks > 0  # the loop kept running while the watch waited
+            with pytest.raises(StopAsyncIteration):
+                await anext(watch)
+
+    run(scenario)

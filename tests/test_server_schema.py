@@ -1,0 +1,114 @@
+"""The served OpenAPI document: it agrees with 000_*.txt, and schemathesis finds no 5xx or off-schema answer.
+
+Schemathesis generates requests (valid and invalid) for every operation of the document the live
+server serves at /openapi.json, sends them over HTTP, and checks each answer: no server error, a
+documented status and content type, a body that matches the schema. Its example counts follow the
+hypothesis profile (KVSTORE_HYPOTHESIS_PROFILE), loaded in conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from schemathesis import Case
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from kvstore.server import Token, create_app
+
+from .test_server import AUTH, TOKEN, serve
+
+# Property names and types of SetOptions and SetKVResponse in 000_0dcf47c7706954e8.txt.
+SET_OPTIONS = {
+    "expireIn": {"type": "number"},
+    "expireAt": {"type": "string", "format": "date-time"},
+    "refreshOnAccess": {"type": "boolean"},
+    "ifVersionstamp": {"type": "string"},
+    "ifNotExists": {"type": "boolean"},
+    "overwrite": {"type": "boolean"},
+    "metadata": {"type": "object"},
+}
+SET_KV_RESPONSE = {"versionstamp": {"type": "string"}, "committed": {"type": "boolean"}, "ok": {"type": "boolean"}}
+
+
+@pytest.fixture(scope="module")
+def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    db = tmp_path_factory.mktemp("schemathesis") / "fuzz.db"
+    with serve(create_app(db, tokens=[TOKEN, Token("other", frozenset({"user"}))], max_body_size=64 * 1024)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def openapi(live_url: str) -> dict[str, Any]:
+    document: dict[str, Any] = httpx.get(f"{live_url}/openapi.json").json()
+    return document
+
+
+def test_setkv_agrees_with_the_store_api_document(openapi: dict[str, Any]) -> None:
+    put = openapi["paths"]["/store/{store}/kv/{key}"]["put"]
+    assert put["operationId"] == "SetKV"
+    assert put["security"] == [{"bearerToken": []}]
+    assert openapi["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    params = {p["name"]: p for p in put["parameters"]}
+    assert params["store"]["schema"]["format"] == "ulid"
+    assert params["store"]["required"]
+    assert params["key"]["required"]
+    body = put["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    schemas = openapi["components"]["schemas"]
+    assert schemas[body]["properties"]["options"]["$ref"] == "#/components/schemas/SetOptions"
+    assert "value" in schemas[body]["properties"]
+    assert put["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SetKVResponse")
+    for name, expected in (("SetOptions", SET_OPTIONS), ("SetKVResponse", SET_KV_RESPONSE)):
+        properties = schemas[name]["properties"]
+        assert set(properties) == set(expected), name
+        for field, kinds in expected.items():
+            assert {k: properties[field].get(k) for k in kinds} == kinds, (name, field)
+
+
+def test_every_operation_documents_problem_responses(openapi: dict[str, Any]) -> None:
+    operations = [op for path in openapi["paths"].values() for op in path.values()]
+    assert {op["operationId"] for op in operations} == {
+        "SetKV",
+        "GetKV",
+        "DeleteKV",
+        "ListKV",
+        "StoreValue",
+        "GetValue",
+        "DeleteValue",
+    }
+    for op in operations:
+        for status in ("401", "422", "500"):
+            schema = op["responses"][status]["content"]["application/json"]["schema"]
+            assert schema["$ref"].endswith("/ProblemResponse"), (op["operationId"], status)
+
+
+def test_the_document_is_generated_from_the_code(live_url: str, tmp_path: Path) -> None:
+    """The same document comes out of an app built without the server running."""
+    served = httpx.get(f"{live_url}/openapi.json").json()
+    assert create_app(tmp_path / "other.db").openapi() == served
+
+
+api = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture
+def api_schema(live_url: str) -> Any:
+    return schemathesis.openapi.from_url(f"{live_url}/openapi.json")
+
+
+@api.parametrize()
+def test_no_request_gets_a_server_error_or_an_off_schema_answer(case: Case[Any]) -> None:
+    response = case.call(headers=AUTH, timeout=30)
+    case.validate_response(
+        response,
+        checks=[not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance],
+    )
