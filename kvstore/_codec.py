@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Final, TypeAlias
+from typing import Final, NamedTuple, TypeAlias
 
 import msgpack
 
-from ._errors import InvalidMetadataError, InvalidValueError, ValueTooLargeError
+from ._errors import InvalidMetadataError, InvalidValueError, ValidationError, ValueTooLargeError
 
 Value: TypeAlias = bool | int | float | str | bytes | list["Value"] | dict[str, "Value"] | None
 """What ``set`` accepts: JSON-like data plus bytes, kept apart from str."""
@@ -31,39 +31,58 @@ CONTENT_TYPE_BINARY: Final = "application/octet-stream"
 CONTENT_TYPE_TEXT: Final = "text/plain; charset=utf-8"
 CONTENT_TYPE_JSON: Final = "application/json"
 
-_SCALARS: Final = frozenset({type(None), bool, float, str, bytes})
-_JSON_SCALARS: Final = frozenset({type(None), bool, str})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _check_value(value: object, depth: int) -> None:
+class _Rules(NamedTuple):
+    """What one kind of stored data may hold: its scalar types, and the error that refuses the rest."""
+
+    what: str
+    scalars: frozenset[type]
+    error: type[ValidationError]
+    allowed: str
+
+
+_VALUE_RULES: Final = _Rules(
+    "value", frozenset({type(None), bool, float, str, bytes}), InvalidValueError,
+    "values are None, bool, int, float, str, bytes, list or dict",
+)  # fmt: skip
+# Metadata is JSON: no bytes, and floats only when finite (checked in _check).
+_METADATA_RULES: Final = _Rules(
+    "metadata", frozenset({type(None), bool, str}), InvalidMetadataError, "metadata must be JSON-compatible"
+)
+
+
+def _check(value: object, depth: int, rules: _Rules) -> None:
     kind = type(value)
-    if kind in _SCALARS:
+    if kind in rules.scalars:
         return
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
-            raise InvalidValueError(f"int {value} is outside the signed 64-bit range")
+            raise rules.error(f"int {value} in the {rules.what} is outside the signed 64-bit range")
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise rules.error(f"the {rules.what} cannot hold {value!r}: JSON has no such number")
         return
     if depth >= MAX_DEPTH:
-        raise InvalidValueError(f"value is nested deeper than {MAX_DEPTH} levels")
+        raise rules.error(f"the {rules.what} is nested deeper than {MAX_DEPTH} levels")
     if kind is list:
         for item in value:  # type: ignore[attr-defined]
-            _check_value(item, depth + 1)
+            _check(item, depth + 1, rules)
         return
     if kind is dict:
         for name, item in value.items():  # type: ignore[attr-defined]
             if type(name) is not str:
-                raise InvalidValueError(f"dict keys must be str, not {type(name).__name__}")
-            _check_value(item, depth + 1)
+                raise rules.error(f"dict keys in the {rules.what} must be str, not {type(name).__name__}")
+            _check(item, depth + 1, rules)
         return
-    raise InvalidValueError(
-        f"cannot store a {kind.__name__}: values are None, bool, int, float, str, bytes, list or dict"
-    )
+    raise rules.error(f"the {rules.what} cannot hold a {kind.__name__}: {rules.allowed}")
 
 
 def encode_value(value: object, max_size: int) -> bytes:
     """Check ``value`` and return its msgpack encoding, at most ``max_size`` bytes."""
-    _check_value(value, 0)
+    _check(value, 0, _VALUE_RULES)
     try:
         # A fresh packer per call: a shared msgpack.Packer is not safe across threads.
         data = msgpack.packb(value, use_bin_type=True, strict_types=True)
@@ -90,40 +109,13 @@ def default_content_type(value: object) -> str:
     return CONTENT_TYPE_JSON
 
 
-def _check_json(value: object, depth: int) -> None:
-    kind = type(value)
-    if kind in _JSON_SCALARS:
-        return
-    if kind is int:
-        if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
-            raise InvalidMetadataError(f"int {value} is outside the signed 64-bit range")
-        return
-    if kind is float:
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            raise InvalidMetadataError(f"metadata cannot hold {value!r}: JSON has no such number")
-        return
-    if depth >= MAX_DEPTH:
-        raise InvalidMetadataError(f"metadata is nested deeper than {MAX_DEPTH} levels")
-    if kind is list:
-        for item in value:  # type: ignore[attr-defined]
-            _check_json(item, depth + 1)
-        return
-    if kind is dict:
-        for name, item in value.items():  # type: ignore[attr-defined]
-            if type(name) is not str:
-                raise InvalidMetadataError(f"metadata keys must be str, not {type(name).__name__}")
-            _check_json(item, depth + 1)
-        return
-    raise InvalidMetadataError(f"metadata cannot hold a {kind.__name__}: it must be JSON-compatible")
-
-
 def encode_metadata(metadata: object, max_size: int) -> str | None:
     """Check ``metadata`` and return it as compact JSON (None when empty or absent)."""
     if metadata is None:
         return None
     if type(metadata) is not dict:
         raise InvalidMetadataError(f"metadata must be a dict, not {type(metadata).__name__}")
-    _check_json(metadata, 0)
+    _check(metadata, 0, _METADATA_RULES)
     if not metadata:
         return None
     text = json.dumps(metadata, ensure_ascii=False, separators=(",", ":"), allow_nan=False)

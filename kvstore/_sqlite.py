@@ -398,17 +398,8 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[Row]:
-        if reverse:
-            sql, past = SQL_SCAN_REVERSE, end if resume is None else resume
-        else:
-            sql, past = SQL_SCAN, "" if resume is None else resume
-        params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
-        conn = self._conn()
-        with conn.lock:
-            try:
-                return conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
+        sql = SQL_SCAN_REVERSE if reverse else SQL_SCAN
+        return self._range(sql, namespace, start, end, resume, reverse, limit, now_us)
 
     def scan_keys(
         self,
@@ -420,15 +411,27 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[str]:
-        if reverse:
-            sql, past = SQL_SCAN_KEYS_REVERSE, end if resume is None else resume
-        else:
-            sql, past = SQL_SCAN_KEYS, "" if resume is None else resume
+        sql = SQL_SCAN_KEYS_REVERSE if reverse else SQL_SCAN_KEYS
+        return [row[0] for row in self._range(sql, namespace, start, end, resume, reverse, limit, now_us)]
+
+    def _range(
+        self,
+        sql: str,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[Row]:
+        """Run a range statement; past the resume key means below it in reverse, above it otherwise."""
+        past = resume if resume is not None else end if reverse else ""
         params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
         conn = self._conn()
         with conn.lock:
             try:
-                return [row[0] for row in conn.execute(sql, params)]
+                return conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
