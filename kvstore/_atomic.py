@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._errors import AtomicLimitError, InvalidOptionsError, InvalidValueError
 from ._models import CommitResult, FailedCheck
-from ._validation import check_key, check_versionstamp
+from ._validation import check_key, check_set_options, check_versionstamp
 from ._write import Arith, Check, Delete, Mutation, commit, prepare_put
 
 if TYPE_CHECKING:
@@ -61,10 +61,14 @@ class AtomicOperation:
         """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
         self._open()
         shared = self._shared
-        if expire_in is not None and expire_at is not None:
-            raise InvalidOptionsError("expire_in and expire_at contradict each other: use one")
-        if refresh_on_access is True and expire_in is None and expire_at is None:
-            raise InvalidOptionsError("refresh_on_access needs a TTL: give expire_in or expire_at")
+        check_set_options(
+            if_versionstamp=None,
+            if_not_exists=False,
+            overwrite=True,
+            expire_in=expire_in,
+            expire_at=expire_at,
+            refresh_on_access=refresh_on_access,
+        )
         put = prepare_put(
             self._namespace,
             key,

@@ -117,7 +117,6 @@ class Namespace:
         ``expire_in`` is in milliseconds (60,000 to 31,536,000,000); ``expire_at`` is an aware datetime.
         """
         shared = self._shared
-        check_key(key)
         check_set_options(
             if_versionstamp=if_versionstamp,
             if_not_exists=if_not_exists,
