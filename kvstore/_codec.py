@@ -14,7 +14,13 @@ from typing import Final, NamedTuple, TypeAlias
 
 import msgpack
 
-from ._errors import InvalidMetadataError, InvalidValueError, ValidationError, ValueTooLargeError
+from ._errors import (
+    InvalidMetadataError,
+    InvalidValueError,
+    NotADatabaseError,
+    ValidationError,
+    ValueTooLargeError,
+)
 
 Value: TypeAlias = bool | int | float | str | bytes | list["Value"] | dict[str, "Value"] | None
 """What ``set`` accepts: JSON-like data plus bytes, kept apart from str."""
@@ -93,9 +99,20 @@ def encode_value(value: object, max_size: int) -> bytes:
     return data
 
 
+def _no_ext(code: int, data: bytes) -> object:
+    raise ValueError(f"msgpack ext type {code} is not a kvstore value")
+
+
 def decode_value(data: bytes) -> Value:
-    """Decode a stored value; str stays str and bytes stay bytes."""
-    result: Value = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    """Decode a stored value; str stays str and bytes stay bytes. A value kvstore could not have written
+    (another program's row, a corrupt file) raises NotADatabaseError: only plain data ever comes back."""
+    try:
+        if type(data) is not bytes:
+            raise TypeError(f"a {type(data).__name__} where a blob belongs")
+        result: Value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext)
+        _check(result, 0, _VALUE_RULES)
+    except (ValueError, TypeError, RecursionError, ValidationError) as exc:  # msgpack's errors are ValueErrors
+        raise NotADatabaseError(f"a stored value is corrupt: {exc}") from exc
     return result
 
 
@@ -132,7 +149,13 @@ def decode_metadata(text: str | None) -> dict[str, JSON]:
     """Decode stored metadata; an entry without metadata has an empty dict."""
     if text is None:
         return {}
-    result: dict[str, JSON] = json.loads(text)
+    try:
+        result: dict[str, JSON] = json.loads(text)
+        if type(result) is not dict:
+            raise TypeError(f"a {type(result).__name__}, not an object")
+        _check(result, 0, _METADATA_RULES)
+    except (ValueError, TypeError, RecursionError, ValidationError) as exc:
+        raise NotADatabaseError(f"stored metadata is corrupt: {exc}") from exc
     return result
 
 

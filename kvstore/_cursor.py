@@ -44,7 +44,7 @@ def decode_cursor(cursor: object, listing: Listing) -> str:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:  # RecursionError: deeply nested JSON
         raise InvalidCursorError("cursor is not one that list returned") from exc
     if not isinstance(data, dict) or data.get("v") != _VERSION:
         raise InvalidCursorError("cursor is not one that list returned")

@@ -35,6 +35,9 @@ def key_range(prefix: object, start: object = None, end: object = None) -> tuple
     return Listing(prefix, low_bound, high_bound, False), low, high
 
 
+_MAX_FETCH: Final = 2**62  # a larger limit means "all"; SQLite's integers end at 2**63 - 1
+
+
 class Pager:
     """One page request: the validated range, direction, limit and resume point."""
 
@@ -48,7 +51,8 @@ class Pager:
         if limit is not None and (type(limit) is not int or limit < 1):
             raise InvalidOptionsError(f"limit must be a positive int or None, got {limit!r}")
         self.limit: int | None = limit
-        self.fetch = None if limit is None else limit + 1  # one more row says whether another page exists
+        # One more row than the limit says whether another page exists.
+        self.fetch = None if limit is None else min(limit, _MAX_FETCH) + 1
         self.resume = None if cursor is None else decode_cursor(cursor, self.listing)
 
     def trim(self, count: int) -> bool:

@@ -250,6 +250,7 @@ class Namespace:
         size = shared.purge_batch_size if batch_size is None else batch_size
         if type(size) is not int or size < 1:
             raise InvalidOptionsError(f"batch_size must be a positive int, got {batch_size!r}")
+        size = min(size, 2**62)  # SQLite's integers end at 2**63 - 1
         _, low, high = key_range(prefix)
         deleted = 0
         while True:

@@ -177,8 +177,11 @@ class SQLiteBackend:
         self._conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._shared: _Connection | None = None  # the one connection of an in-memory database
         self._registry = threading.Lock()
+        self._forked = False
         _BACKENDS.add(self)
         try:
+            if not self._memory and _identity(path) in _INHERITED_FILES:
+                raise StoreUnavailableError(_FORKED)
             self._check_header()
             self._prepare(self._conn())
         except BaseException:
@@ -198,6 +201,8 @@ class SQLiteBackend:
         with self._registry:
             if self._closed:
                 raise StoreClosedError("the store is closed")
+            if self._forked:
+                raise StoreUnavailableError(_FORKED)
             if self._shared is not None:
                 conn = self._shared
             else:
@@ -530,21 +535,44 @@ class SQLiteBackend:
 _BACKENDS: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 _PINNED: list[object] = []
 _INHERITED: list[object] = []
+# Files open in the parent at the fork. SQLite's lock bookkeeping is per file and per process, and the child
+# inherits the parent's (the pinned connections keep it alive): a new connection to such a file in the
+# child would believe its locks held and take none, so the parent could delete the WAL under it.
+_PINNED_FILES: set[tuple[int, int] | None] = set()
+_INHERITED_FILES: set[tuple[int, int] | None] = set()
+_FORKED: Final = (
+    "this database file was open in the parent process when it forked, and SQLite cannot be used on it "
+    "safely in the child: open stores after fork(), or start workers with multiprocessing's 'spawn' or "
+    "'forkserver'"
+)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 def _pin() -> None:
     for backend in list(_BACKENDS):
         if not backend._memory:
             _PINNED.extend(backend._conns)
+            if backend._conns:
+                _PINNED_FILES.add(_identity(backend._path))
 
 
 def _unpin() -> None:
     _PINNED.clear()
+    _PINNED_FILES.clear()
 
 
 def _reset_in_child() -> None:
     _INHERITED.extend(_PINNED)
     _PINNED.clear()
+    _INHERITED_FILES.update(_PINNED_FILES - {None})
+    _PINNED_FILES.clear()
     for backend in list(_BACKENDS):
         backend._registry = threading.Lock()
         if backend._memory:
@@ -554,6 +582,7 @@ def _reset_in_child() -> None:
             continue
         backend._local = threading.local()
         backend._conns = weakref.WeakSet()
+        backend._forked = True
 
 
 os.register_at_fork(before=_pin, after_in_parent=_unpin, after_in_child=_reset_in_child)
