@@ -127,3 +127,7 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Close every connection; later calls raise StoreClosedError."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""

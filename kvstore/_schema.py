@@ -30,8 +30,9 @@ entries = Table(
     # A rowid table with a unique index, not WITHOUT ROWID: values may be megabytes, and SQLite advises
     # WITHOUT ROWID only for rows far smaller than a page.
     Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
-    Column("namespace", String(64), nullable=False),
-    Column("key", String(256), nullable=False),
+    # Byte order ("C" collation) on PostgreSQL, as SQLite compares text: listings and ranges agree.
+    Column("namespace", String(64).with_variant(String(64, collation="C"), "postgresql"), nullable=False),
+    Column("key", String(256).with_variant(String(256, collation="C"), "postgresql"), nullable=False),
     Column("value", LargeBinary(), nullable=False),
     Column("content_type", String(255), nullable=False),
     Column("metadata", Text(), nullable=True),

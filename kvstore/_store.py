@@ -9,6 +9,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 
+from ._backend import Backend
 from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, format_versionstamp
 from ._errors import ConfigurationError
 from ._models import StoreInfo
@@ -18,16 +19,21 @@ from ._sqlite import SQLiteBackend
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
 
 
-def _sqlite_path(target: str | os.PathLike[str]) -> str:
-    """The SQLite path (or ``:memory:``) named by a file path or an SQLAlchemy URL."""
+_POSTGRES_SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def _parse_target(target: str | os.PathLike[str]) -> tuple[str, str]:
+    """("sqlite", path or ``:memory:``) or ("postgresql", URL) for a file path or an SQLAlchemy URL."""
     if isinstance(target, os.PathLike):
-        return os.fspath(target)
+        return "sqlite", os.fspath(target)
     if type(target) is not str:
         raise ConfigurationError(f"a store is opened from a path or URL string, not {type(target).__name__}")
     if not target:
         raise ConfigurationError('an empty target names no database: give a path, ":memory:" or a URL')
     if "://" not in target:
-        return target
+        return "sqlite", target
+    if target.split("://", 1)[0] in _POSTGRES_SCHEMES:
+        return "postgresql", target  # handed to libpq as it is: its query parameters are libpq's
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -37,11 +43,18 @@ def _sqlite_path(target: str | os.PathLike[str]) -> str:
         raise ConfigurationError(f"cannot parse database URL: {exc}") from exc
     if url.get_backend_name() != "sqlite" or url.get_driver_name() not in ("pysqlite", "sqlite"):
         raise ConfigurationError(
-            f"unsupported database {url.drivername!r}: kvstore opens SQLite paths and sqlite:// URLs"
+            f"unsupported database {url.drivername!r}: kvstore opens SQLite paths, sqlite:// URLs and"
+            " postgresql:// (or postgresql+psycopg://) URLs"
         )
     if url.query:
         raise ConfigurationError("sqlite URLs take no query parameters here: pass options to KVStore instead")
-    return url.database or ":memory:"
+    return "sqlite", url.database or ":memory:"
+
+
+def _positive_number(name: str, value: object) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not (math.isfinite(value) and value > 0):
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -51,11 +64,14 @@ def _positive_int(name: str, value: object) -> int:
 
 
 class KVStore(Namespace):
-    """A persistent key-value store on SQLite: the default namespace, and the door to the others.
+    """A persistent key-value store: the default namespace, and the door to the others.
 
-    ``target`` is a file path, ``":memory:"``, or an SQLAlchemy URL (``sqlite:///app.db``). Opening creates
-    the file and its schema, or upgrades an older schema. ``clock`` supplies every "now" (epoch seconds).
-    ``synchronous="FULL"`` makes commits survive power loss, not only crashes, at some cost per write.
+    ``target`` is a file path, ``":memory:"``, an SQLAlchemy URL (``sqlite:///app.db``), or a PostgreSQL
+    URL (``postgresql+psycopg://user@host/db``, with the ``postgres`` extra). Opening creates the schema, or
+    upgrades an older one. ``clock`` supplies every "now" (epoch seconds). ``busy_timeout`` bounds how long
+    a writer waits for the write lock. SQLite only: ``synchronous="FULL"`` makes commits survive power loss,
+    not only crashes, at some cost per write. PostgreSQL only: ``pool_size`` connections at most, a caller
+    waits up to ``pool_timeout`` seconds for a free one, and a new connection up to ``connect_timeout``.
     ``max_checks``, ``max_mutations`` and ``max_commit_size`` (bytes of keys, values and metadata) bound an
     atomic commit.
     """
@@ -76,9 +92,11 @@ class KVStore(Namespace):
         max_checks: int = 1000,
         max_mutations: int = 10_000,
         max_commit_size: int = 64 * 1024 * 1024,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
     ) -> None:
-        path = _sqlite_path(target)
-        self._target = path
+        kind, location = _parse_target(target)
         if not callable(clock):
             raise ConfigurationError("clock must be a callable returning epoch seconds")
         if type(busy_timeout) not in (int, float) or not (math.isfinite(busy_timeout) and busy_timeout >= 0):
@@ -95,7 +113,20 @@ class KVStore(Namespace):
             _positive_int("max_commit_size", max_commit_size),
             _positive_int("purge_batch_size", purge_batch_size),
         )
-        self._backend = SQLiteBackend(path, busy_timeout=float(busy_timeout), synchronous=synchronous.upper())
+        size = _positive_int("pool_size", pool_size)
+        waits = _positive_number("pool_timeout", pool_timeout), _positive_number("connect_timeout", connect_timeout)
+        self._backend: Backend
+        if kind == "postgresql":
+            from ._postgres import PostgresBackend, display_url
+
+            self._target = display_url(location)
+            self._backend = PostgresBackend(
+                location, busy_timeout=float(busy_timeout), pool_size=size, pool_timeout=waits[0],
+                connect_timeout=waits[1],
+            )  # fmt: skip
+        else:
+            self._target = location
+            self._backend = SQLiteBackend(location, busy_timeout=float(busy_timeout), synchronous=synchronous.upper())
         super().__init__(_Shared(self._backend, clock, *limits, auto_purge_every), DEFAULT_NAMESPACE)
 
     def purge_expired(self) -> int:

@@ -21,7 +21,7 @@ from kvstore import (
 )
 from kvstore import _write as write_path
 
-from .conftest import FakeClock
+from .conftest import FakeClock, Stores
 
 
 def _stamp(kv: KVStore, key: str) -> str:
@@ -214,8 +214,8 @@ def test_atomic_is_scoped_to_its_namespace(kv: KVStore) -> None:
     assert _values(kv, "k") == ["default"]
 
 
-def test_limits_are_enforced_at_their_edges() -> None:
-    with KVStore(":memory:", max_checks=2, max_mutations=2, max_commit_size=10) as kv:
+def test_limits_are_enforced_at_their_edges(stores: Stores) -> None:
+    with stores.open(max_checks=2, max_mutations=2, max_commit_size=10) as kv:
         op = kv.atomic().check("a", None).check("b", None)
         with pytest.raises(AtomicLimitError, match="at most 2 checks"):
             op.check("c", None)
@@ -228,8 +228,8 @@ def test_limits_are_enforced_at_their_edges() -> None:
         assert kv.atomic().set("k", b"xxxx").commit().ok  # 1 byte of key + 6 of msgpack: within 10
 
 
-def test_default_limits_exceed_deno_kv() -> None:
-    with KVStore(":memory:") as kv:
+def test_default_limits_exceed_deno_kv(stores: Stores) -> None:
+    with stores.open() as kv:
         op = kv.atomic()
         for i in range(1000):
             op.check(f"c{i}", None)

@@ -24,6 +24,8 @@ import pytest
 
 from kvstore import KVError, KVStore, Namespace, StoreBusyError, StoreClosedError, StoreUnavailableError
 
+from .conftest import Stores, sqlite_connection
+
 KEY = "counter"
 THREADS = 8
 INCREMENTS_PER_THREAD = 25
@@ -107,9 +109,8 @@ def _run_threads(work: Callable[[int], WriterLog], count: int) -> list[WriterLog
         return [future.result(timeout=WAIT) for future in futures]
 
 
-@pytest.mark.parametrize("target", ["file", "memory"])
-def test_threads_sharing_one_store_count_every_committed_increment(target: str, db_path: Path) -> None:
-    with KVStore(str(db_path) if target == "file" else ":memory:", busy_timeout=LONG_BUSY_TIMEOUT) as kv:
+def test_threads_sharing_one_store_count_every_committed_increment(stores: Stores) -> None:
+    with stores.open(busy_timeout=LONG_BUSY_TIMEOUT) as kv:
         initial = _start(kv)
         start = threading.Barrier(THREADS)
 
@@ -122,24 +123,24 @@ def test_threads_sharing_one_store_count_every_committed_increment(target: str, 
         _check_history(logs, initial, *_final(kv))
 
 
-def test_threads_each_with_its_own_store_on_one_file(db_path: Path) -> None:
-    with KVStore(str(db_path)) as kv:
+def test_threads_each_with_its_own_store_on_one_database(shared_target: str) -> None:
+    with KVStore(shared_target) as kv:
         initial = _start(kv)
     start = threading.Barrier(THREADS)
 
     def work(_: int) -> WriterLog:
-        with KVStore(str(db_path), busy_timeout=LONG_BUSY_TIMEOUT) as own:
+        with KVStore(shared_target, busy_timeout=LONG_BUSY_TIMEOUT) as own:
             start.wait(timeout=WAIT)
             return _increment(own, INCREMENTS_PER_THREAD)
 
     logs = _run_threads(work, THREADS)
-    with KVStore(str(db_path)) as kv:
+    with KVStore(shared_target) as kv:
         assert sum(len(commits) for commits, _ in logs) == THREADS * INCREMENTS_PER_THREAD
         _check_history(logs, initial, *_final(kv))
 
 
-def test_namespaces_count_independently_under_threads(db_path: Path) -> None:
-    with KVStore(str(db_path), busy_timeout=LONG_BUSY_TIMEOUT) as kv:
+def test_namespaces_count_independently_under_threads(shared_target: str) -> None:
+    with KVStore(shared_target, busy_timeout=LONG_BUSY_TIMEOUT) as kv:
         names = ["alpha", "beta"]
         initial = {name: kv.namespace(name).set(KEY, 0).versionstamp for name in names}
         start = threading.Barrier(THREADS)
@@ -159,6 +160,46 @@ def test_namespaces_count_independently_under_threads(db_path: Path) -> None:
         # One versionstamp sequence per database: no two commits anywhere share one.
         every = [stamp for commits, _ in logs for stamp, _ in commits]
         assert len(set(every)) == len(every)
+
+
+def test_a_reader_that_sees_a_commit_sees_every_earlier_one(shared_target: str) -> None:
+    """Versionstamps follow commit order across keys: any snapshot holds a prefix of the commit history.
+
+    Writers set distinct keys; a reader takes snapshots of all of them. Within a snapshot, every write with
+    a versionstamp below the newest one it shows must be visible too (else a later commit was visible
+    before an earlier one, or two commits were numbered out of their real order).
+    """
+    keys = [f"w{writer}/{step:03d}" for writer in range(4) for step in range(40)]
+    with KVStore(shared_target, busy_timeout=LONG_BUSY_TIMEOUT) as kv:
+        start = threading.Barrier(5)
+        stamps: dict[str, str] = {}
+        lock = threading.Lock()
+
+        def write(writer: int) -> None:
+            start.wait(timeout=WAIT)
+            for step in range(40):
+                key = f"w{writer}/{step:03d}"
+                result = kv.set(key, step)
+                assert result.versionstamp is not None
+                with lock:
+                    stamps[key] = result.versionstamp
+
+        def read() -> list[dict[str, str]]:
+            start.wait(timeout=WAIT)
+            return [{e.key: e.versionstamp for e in kv.get_many(keys) if e is not None} for _ in range(60)]
+
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            reader = pool.submit(read)
+            writers = [pool.submit(write, writer) for writer in range(4)]
+            snapshots = reader.result(timeout=WAIT)
+            for writer in writers:
+                writer.result(timeout=WAIT)
+        assert len(set(stamps.values())) == len(keys)
+        for snapshot in snapshots:
+            assert all(stamps[key] == stamp for key, stamp in snapshot.items())
+            if snapshot:
+                newest = max(snapshot.values())
+                assert {key for key, stamp in stamps.items() if stamp <= newest} == set(snapshot)
 
 
 # -- processes ---------------------------------------------------------------------------------------------
@@ -192,14 +233,20 @@ def _process_opener(path: str, index: int, times: int, start: Barrier, reports: 
         raise
 
 
+def _process_count(target: str) -> int:
+    """How many processes race on ``target``: 8 on PostgreSQL (a server takes more writers than a file)."""
+    return 8 if target.startswith("postgresql") else PROCESSES
+
+
 def _run_processes(target: Callable[[str, int, int, Barrier, Queue[Report]], None], path: str) -> list[Report]:
-    """Spawn PROCESSES children running ``target`` and collect their reports, in writer order."""
+    """Spawn children running ``target`` and collect their reports, in writer order."""
+    processes = _process_count(path)
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Barrier(PROCESSES)
+    start = ctx.Barrier(processes)
     reports: Queue[Report] = ctx.Queue()
     children = [
         ctx.Process(target=target, args=(path, index, INCREMENTS_PER_PROCESS, start, reports), daemon=True)
-        for index in range(PROCESSES)
+        for index in range(processes)
     ]
     for child in children:
         child.start()
@@ -214,46 +261,48 @@ def _run_processes(target: Callable[[str, int, int, Barrier, Queue[Report]], Non
                 child.join()
     errors = [error for _, _, _, error in collected if error is not None]
     assert not errors, errors
-    assert [child.exitcode for child in children] == [0] * PROCESSES
-    assert [index for index, _, _, _ in collected] == list(range(PROCESSES))
+    assert [child.exitcode for child in children] == [0] * processes
+    assert [index for index, _, _, _ in collected] == list(range(processes))
     return collected
 
 
 @pytest.mark.slow
-def test_processes_count_every_committed_increment(db_path: Path) -> None:
-    with KVStore(str(db_path)) as kv:
+def test_processes_count_every_committed_increment(shared_target: str) -> None:
+    with KVStore(shared_target) as kv:
         initial = _start(kv)
-    reports = _run_processes(_process_writer, str(db_path))
+    reports = _run_processes(_process_writer, shared_target)
     logs = [(commits, conflicts) for _, commits, conflicts, _ in reports]
     committed = sum(len(commits) for commits, _ in logs)
-    assert committed == PROCESSES * INCREMENTS_PER_PROCESS
-    with KVStore(str(db_path)) as kv:
+    assert committed == _process_count(shared_target) * INCREMENTS_PER_PROCESS
+    with KVStore(shared_target) as kv:
         _check_history(logs, initial, *_final(kv))
-    _assert_intact(db_path)
+    _assert_intact(shared_target)
 
 
 @pytest.mark.slow
-def test_processes_opening_a_new_file_at_once_migrate_it_once(db_path: Path) -> None:
-    reports = _run_processes(_process_opener, str(db_path))
+def test_processes_opening_a_new_database_at_once_migrate_it_once(shared_target: str) -> None:
+    reports = _run_processes(_process_opener, shared_target)
     logs = [(commits, conflicts) for _, commits, conflicts, _ in reports]
     # Exactly one child created the counter (value 0); the increments then count from it.
     creators = [commits[0] for commits, _ in logs if commits and commits[0][1] == 0]
     assert len(creators) == 1
     initial = creators[0][0]
     increments = [([c for c in commits if c[1] != 0], conflicts) for commits, conflicts in logs]
-    assert sum(len(commits) for commits, _ in increments) == PROCESSES * INCREMENTS_PER_PROCESS
-    with KVStore(str(db_path)) as kv:
+    assert sum(len(commits) for commits, _ in increments) == _process_count(shared_target) * INCREMENTS_PER_PROCESS
+    with KVStore(shared_target) as kv:
         _check_history(increments, initial, *_final(kv))
-    with sqlite3.connect(db_path) as raw:
-        assert raw.execute("SELECT version_num FROM kvstore_alembic_version").fetchall() == [("0001",)]
-    _assert_intact(db_path)
+        assert kv.info().schema_revision == "0001"  # one row in the version table: migrated once
+    _assert_intact(shared_target)
 
 
 # -- fork --------------------------------------------------------------------------------------------------
 
 
-def _assert_intact(path: Path) -> None:
-    raw = sqlite3.connect(path)
+def _assert_intact(target: str) -> None:
+    """SQLite's integrity check passes on a file (PostgreSQL keeps its own integrity)."""
+    if target.startswith("postgresql"):
+        return
+    raw = sqlite3.connect(target)
     try:
         assert raw.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     finally:
@@ -306,7 +355,7 @@ def test_a_store_inherited_through_fork_fails_clearly_and_the_parent_keeps_worki
     would then take no locks: it could write into a WAL its parent deletes. So the child is refused."""
     with KVStore(str(db_path)) as kv:
         before = kv.set(KEY, 1)
-        inherited = kv._backend._conn()  # white-box: the parent's connection, never used in the child
+        inherited = sqlite_connection(kv)  # white-box: the parent's connection, never used in the child
 
         def child() -> object:
             outcomes = [
@@ -327,8 +376,8 @@ def test_a_store_inherited_through_fork_fails_clearly_and_the_parent_keeps_worki
         assert before.versionstamp is not None
         after = kv.set(KEY, 3, if_versionstamp=before.versionstamp)
         assert after.committed
-        assert kv._backend._conn() is inherited
-    _assert_intact(db_path)
+        assert sqlite_connection(kv) is inherited
+    _assert_intact(str(db_path))
 
 
 @needs_fork
@@ -363,7 +412,7 @@ def test_fork_while_another_thread_holds_a_connection(db_path: Path) -> None:
         every = [stamp for stamp, _ in thread_commits + main_commits]
         assert len(set(every)) == len(every)
         assert final.versionstamp == max(every)
-    _assert_intact(db_path)
+    _assert_intact(str(db_path))
 
 
 @needs_fork
@@ -424,7 +473,7 @@ def test_opening_a_new_file_waits_for_the_lock_up_to_the_busy_timeout(db_path: P
         assert kv.set(KEY, 1).committed
     with sqlite3.connect(db_path) as check:
         assert check.execute("SELECT name FROM sqlite_master WHERE name = 'app'").fetchall() == [("app",)]
-    _assert_intact(db_path)
+    _assert_intact(str(db_path))
 
 
 def test_writer_that_cannot_get_the_lock_raises_store_busy(db_path: Path, locked: sqlite3.Connection) -> None:
@@ -463,7 +512,7 @@ def test_writer_that_cannot_get_the_lock_raises_store_busy(db_path: Path, locked
         assert result.committed
         assert kv.get("new") is None
         assert kv.namespace("elsewhere").get(KEY) is None
-    _assert_intact(db_path)
+    _assert_intact(str(db_path))
 
 
 @pytest.mark.parametrize("target", ["file", "memory"])

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from kvstore import InvalidKeyError, InvalidNamespaceError, KVStore
 
+from .conftest import Stores
+
 VALID_KEYS = ["a", "products/123", "A-b_c.d", "a/b/c", "..a", "a..", ".hidden", "x" * 256, "a/" + "b" * 254, "9"]
 INVALID_KEYS = [
     "",
@@ -71,8 +73,8 @@ def test_non_str_keys_are_rejected(kv: KVStore, key: object) -> None:
 
 
 @given(st.text(max_size=300))
-def test_arbitrary_text_is_either_a_valid_key_or_rejected(text: str) -> None:
-    with KVStore(":memory:") as kv:
+def test_arbitrary_text_is_either_a_valid_key_or_rejected(stores: Stores, text: str) -> None:
+    with stores.fresh() as kv:
         try:
             kv.set(text, 1)
         except InvalidKeyError:

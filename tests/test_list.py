@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from kvstore import InvalidCursorError, InvalidOptionsError, KVStore, Page
 
+from .conftest import Stores
+
 
 def _fill(kv: KVStore, keys: list[str]) -> None:
     for key in keys:
@@ -138,8 +140,10 @@ KEYS = st.lists(st.from_regex(r"[ab_%]{1,3}(/[ab]{1,2})?", fullmatch=True), max_
 
 
 @given(KEYS, st.from_regex(r"[ab_%/]{0,3}", fullmatch=True), st.integers(1, 4), st.booleans())
-def test_paging_equals_filtering_a_sorted_list(keys: list[str], prefix: str, limit: int, reverse: bool) -> None:
-    with KVStore(":memory:") as kv:
+def test_paging_equals_filtering_a_sorted_list(
+    stores: Stores, keys: list[str], prefix: str, limit: int, reverse: bool
+) -> None:
+    with stores.fresh() as kv:
         _fill(kv, [key for key in keys if "%" not in key])
         expected = sorted((k for k in keys if k.startswith(prefix) and "%" not in k), reverse=reverse)
         if "%" in prefix:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from kvstore import InvalidCursorError, InvalidKeyError, InvalidOptionsError, KeyPage, KVStore
 
-from .conftest import FakeClock
+from .conftest import FakeClock, Stores
 
 KEYS = ["a", "a/1", "a/2", "a/3", "a_", "b", "b/1", "c"]
 
@@ -146,8 +146,10 @@ def test_delete_prefix_batch_size_must_be_positive(kv: KVStore, batch_size: obje
     st.from_regex(r"[abc_/]{0,3}", fullmatch=True),
     st.from_regex(r"[abc_/]{0,3}", fullmatch=True),
 )
-def test_ranges_equal_filtering_a_sorted_list(keys: list[str], prefix: str, start: str, end: str) -> None:
-    with KVStore(":memory:") as kv:
+def test_ranges_equal_filtering_a_sorted_list(
+    stores: Stores, keys: list[str], prefix: str, start: str, end: str
+) -> None:
+    with stores.fresh() as kv:
         for key in keys:
             kv.set(key, 1)
         expected = sorted(k for k in keys if k.startswith(prefix) and k >= start and (not end or k < end))
@@ -156,10 +158,10 @@ def test_ranges_equal_filtering_a_sorted_list(keys: list[str], prefix: str, star
         assert kv.count(prefix, start=start, end=high) == len(expected)
 
 
-def test_get_many_reads_one_snapshot_across_chunks(db_path: object) -> None:
+def test_get_many_reads_one_snapshot_across_chunks(shared_target: str) -> None:
     """A writer moves units between 1,200 keys; every read of all of them sees the same total."""
     keys = [f"k{i:04d}" for i in range(1200)]
-    with KVStore(str(db_path)) as kv:
+    with KVStore(shared_target) as kv:
         with kv.atomic() as op:
             for key in keys:
                 op.set(key, 10)

@@ -30,11 +30,11 @@ def test_versionstamp_is_20_lowercase_hex_and_strictly_grows(kv: KVStore) -> Non
     assert len(set(stamps)) == len(stamps)
 
 
-def test_versionstamps_keep_growing_after_reopen_and_deletes(db_path: object) -> None:
-    with KVStore(str(db_path)) as kv:
+def test_versionstamps_keep_growing_after_reopen_and_deletes(shared_target: str) -> None:
+    with KVStore(shared_target) as kv:
         first = _committed(kv.set("k", 1))
         kv.delete("k")
-    with KVStore(str(db_path)) as kv:
+    with KVStore(shared_target) as kv:
         assert _committed(kv.set("k", 1)) > first
 
 

@@ -39,7 +39,7 @@ from kvstore._codec import parse_versionstamp
 from kvstore._migrate import HEAD, VERSION_TABLE
 from kvstore._sqlite import SQLiteBackend
 
-from .conftest import FakeClock
+from .conftest import FakeClock, sqlite_connection
 
 MIN_TTL_MS = 60_000
 FIRST_VERSIONSTAMP = "00000000000000010000"
@@ -78,7 +78,7 @@ def _version(path: Path) -> int:
 
 
 def _pragma(kv: KVStore, name: str) -> object:
-    value: object = kv._backend._conn().execute(f"PRAGMA {name}").fetchone()[0]
+    value: object = sqlite_connection(kv).execute(f"PRAGMA {name}").fetchone()[0]
     return value
 
 
@@ -383,9 +383,10 @@ def test_bad_synchronous_is_a_configuration_error(db_path: Path, value: Any) -> 
 # -- error translation ----------------------------------------------------------------------------------------
 
 
-def test_disk_full_is_storage_full_and_recoverable(kv: KVStore) -> None:
+def test_disk_full_is_storage_full_and_recoverable(sqlite_kv: KVStore) -> None:
+    kv = sqlite_kv
     kv.set("small", "kept")
-    conn = kv._backend._conn()
+    conn = sqlite_connection(kv)
     pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 20}")
     blob = random.Random(1).randbytes(20_000)
@@ -419,9 +420,10 @@ def test_disk_full_is_storage_full_and_recoverable(kv: KVStore) -> None:
     assert entry.value == blob
 
 
-def test_query_only_connection_is_read_only(kv: KVStore, clock: FakeClock) -> None:
+def test_query_only_connection_is_read_only(sqlite_kv: KVStore, clock: FakeClock) -> None:
+    kv = sqlite_kv
     kv.set("k", 1, expire_in=MIN_TTL_MS)
-    conn = kv._backend._conn()
+    conn = sqlite_connection(kv)
     conn.execute("PRAGMA query_only = ON")
     clock.advance(30)
     with pytest.raises(ReadOnlyStoreError) as caught:
@@ -657,9 +659,9 @@ def test_directory_as_database_is_store_unavailable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "target",
     [
-        "postgresql://x/y",
         "mysql://",
-        "postgresql+psycopg://user:pw@host/db",
+        "postgresql+psycopg2://user:pw@host/db",
+        "postgresql+asyncpg://user@host/db",
         "sqlite+aiosqlite:///kv.db",
         "sqlite:///kv.db?mode=ro",
         "bad url://x",

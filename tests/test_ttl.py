@@ -8,7 +8,7 @@ import pytest
 
 from kvstore import InvalidTTLError, KVStore, StoreBusyError
 
-from .conftest import FakeClock
+from .conftest import FakeClock, Stores
 
 MIN_MS = 60_000
 MAX_MS = 31_536_000_000
@@ -171,9 +171,9 @@ def test_purge_expired_removes_only_expired_entries(kv: KVStore, clock: FakeCloc
 
 
 def test_a_failing_auto_purge_does_not_fail_the_committed_write(
-    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    stores: Stores, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with KVStore(":memory:", clock=clock, auto_purge_every=1) as kv:
+    with stores.open(clock=clock, auto_purge_every=1) as kv:
 
         def busy(now_us: int, limit: int) -> int:
             raise StoreBusyError("locked")

@@ -20,6 +20,8 @@ from kvstore import (
     ValueTooLargeError,
 )
 
+from .conftest import Stores
+
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 SCALARS = st.none() | st.booleans() | INT64 | st.floats(allow_nan=False) | st.text() | st.binary()
 VALUES: st.SearchStrategy[Value] = st.recursive(
@@ -41,8 +43,8 @@ def _same(a: object, b: object) -> bool:
 
 
 @given(VALUES)
-def test_values_round_trip_with_their_types(value: Value) -> None:
-    with KVStore(":memory:") as kv:
+def test_values_round_trip_with_their_types(stores: Stores, value: Value) -> None:
+    with stores.open() as kv:
         result = kv.set("k", value)
         entry = kv.get("k")
         assert entry is not None
@@ -159,8 +161,8 @@ def test_self_referencing_values_are_rejected(kv: KVStore) -> None:
         kv.set("k", loop)
 
 
-def test_value_size_limit_is_configurable_and_exact(clock: object) -> None:
-    with KVStore(":memory:", max_value_size=100) as kv:
+def test_value_size_limit_is_configurable_and_exact(stores: Stores) -> None:
+    with stores.open(max_value_size=100) as kv:
         at_limit = b"x" * (100 - len(msgpack.packb(b"x" * 97)) + 97)
         assert len(msgpack.packb(at_limit)) == 100
         assert kv.set("k", at_limit).size_bytes == 100
@@ -171,8 +173,8 @@ def test_value_size_limit_is_configurable_and_exact(clock: object) -> None:
         assert entry.value == at_limit
 
 
-def test_default_value_limit_is_16_mib() -> None:
-    with KVStore(":memory:") as kv:
+def test_default_value_limit_is_16_mib(stores: Stores) -> None:
+    with stores.open() as kv:
         with pytest.raises(ValueTooLargeError):
             kv.set("k", b"x" * (16 * 1024 * 1024))
         assert kv.set("k", b"x" * (16 * 1024 * 1024 - 5)).size_bytes == 16 * 1024 * 1024
@@ -201,8 +203,8 @@ def test_metadata_must_be_a_json_compatible_dict(kv: KVStore, metadata: object) 
     assert kv.get("k") is None
 
 
-def test_metadata_limit_edges() -> None:
-    with KVStore(":memory:") as kv:
+def test_metadata_limit_edges(stores: Stores) -> None:
+    with stores.open() as kv:
         # {"m":"..."} is 8 bytes of JSON around the string.
         kv.set("k", 1, metadata={"m": "x" * (1024 - 8)})
         with pytest.raises(ValueTooLargeError, match="1024"):
@@ -210,14 +212,14 @@ def test_metadata_limit_edges() -> None:
         entry = kv.get("k")
         assert entry is not None
         assert entry.value == 1
-    with KVStore(":memory:", max_metadata_size=16) as kv:
+    with stores.open(max_metadata_size=16) as kv:
         with pytest.raises(ValueTooLargeError):
             kv.set("k", 1, metadata={"m": "x" * 9})
         assert kv.set("k", 1, metadata={"m": "x" * 8}).ok
 
 
-def test_metadata_limit_counts_utf8_bytes() -> None:
-    with KVStore(":memory:", max_metadata_size=16) as kv, pytest.raises(ValueTooLargeError):
+def test_metadata_limit_counts_utf8_bytes(stores: Stores) -> None:
+    with stores.open(max_metadata_size=16) as kv, pytest.raises(ValueTooLargeError):
         kv.set("k", 1, metadata={"m": "é" * 5})  # 8 bytes of JSON + 10 bytes of UTF-8
 
 

@@ -22,8 +22,16 @@ def upgrade() -> None:
     op.create_table(
         "kvstore_entries",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("namespace", sa.String(length=64), nullable=False),
-        sa.Column("key", sa.String(length=256), nullable=False),
+        sa.Column(
+            "namespace",
+            sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "key",
+            sa.String(length=256).with_variant(sa.String(length=256, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("metadata", sa.Text(), nullable=True),

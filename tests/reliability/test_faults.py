@@ -28,6 +28,7 @@ import pytest
 from kvstore import KVError, KVStore, SchemaVersionError, StorageFullError
 from kvstore._migrate import VERSION_TABLE
 
+from ..conftest import sqlite_connection
 from ._support import HERE, WAIT, Child, child_env, counter, dump, integrity, raw, stamp_number
 
 pytestmark = pytest.mark.reliability
@@ -47,7 +48,7 @@ class _Clock:
 
 def _limit_pages(kv: KVStore, extra: int) -> None:
     """Cap the database at its current size plus ``extra`` pages (this thread's connection)."""
-    conn = kv._backend._conn()
+    conn = sqlite_connection(kv)
     pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + extra}")
 
@@ -330,7 +331,7 @@ def test_fork_while_the_stores_connection_is_inside_a_write_transaction(tmp_path
     with KVStore(path, busy_timeout=5) as kv:
         first = kv.set("k", 0)
         assert first.versionstamp is not None
-        conn = kv._backend._conn()  # white-box: kvstore's own connection, in a transaction at the fork
+        conn = sqlite_connection(kv)  # white-box: kvstore's own connection, in a transaction at the fork
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE kvstore_entries SET value = ? WHERE key = 'k'", (msgpack.packb(1),))
         read_done, read_done_w = os.pipe()

@@ -1,0 +1,425 @@
+"""The PostgreSQL backend (psycopg 3): a connection pool, the write lock, retries and error translation.
+
+The statements it runs are the named constants of ``_postgres_sql``. Imported only when a store is
+opened on a ``postgresql://`` URL, so SQLite users never import psycopg.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, TypeVar
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    from ._errors import ConfigurationError
+
+    raise ConfigurationError('PostgreSQL needs the postgres extra: pip install "kvstore[postgres]"') from exc
+
+from ._backend import Current, Row
+from ._errors import (
+    KVError,
+    ReadOnlyStoreError,
+    StorageError,
+    StorageFullError,
+    StoreBusyError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
+from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
+from ._pgpool import Pool, PoolClosedError, PoolTimeoutError
+from ._postgres_sql import (
+    SQL_COUNT,
+    SQL_CURRENT,
+    SQL_DELETE,
+    SQL_DELETE_THROUGH,
+    SQL_GET,
+    SQL_GET_MANY,
+    SQL_HAS_VERSION_TABLE,
+    SQL_LAST_VERSION,
+    SQL_LOCK,
+    SQL_MIGRATION_LOCK,
+    SQL_NEXT_VERSION,
+    SQL_PURGE,
+    SQL_PUT,
+    SQL_RANGE_BATCH,
+    SQL_REFRESH,
+    SQL_REVISIONS,
+    SQL_SCAN,
+    SQL_SCAN_KEYS,
+    SQL_SCAN_KEYS_REVERSE,
+    SQL_SCAN_REVERSE,
+    SQL_SIZE,
+    SQL_STATS,
+)
+
+T = TypeVar("T")
+
+# Serialization failures and deadlocks say "try again": the transaction body is a pure function of what
+# it reads, so it is rerun whole, a bounded number of times, with jittered backoff.
+_ATTEMPTS: Final = 10
+_RETRY: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
+_PASSWORD: Final = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password masked, fit for messages and ``info()``."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+def conninfo(url: str) -> str:
+    """The libpq URI for an SQLAlchemy-style URL (``postgresql+psycopg://`` becomes ``postgresql://``)."""
+    scheme, rest = url.split("://", 1)
+    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
+        raise AssertionError(scheme)  # _target.py only routes these here
+    return "postgresql://" + rest
+
+
+def _one(conn: psycopg.Connection[Any], sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...]:
+    """The one row an aggregate or the counter row yields."""
+    row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise StorageError(f"the statement {sql!r} returned no row: kvstore's tables are damaged")
+    return row
+
+
+class _Tx:
+    """The statements of one write transaction (see ``_backend.Transaction``); the write lock is held."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+
+    def current(self, namespace: str, key: str, now_us: int) -> Current | None:
+        row: Current | None = self._conn.execute(SQL_CURRENT, (namespace, key, now_us)).fetchone()
+        return row
+
+    def next_version(self) -> int:
+        version: int = _one(self._conn, SQL_NEXT_VERSION)[0]
+        return version
+
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        version: int,
+        created_us: int,
+        updated_us: int,
+        expires_us: int | None,
+        ttl_us: int | None,
+        refresh_on_access: bool,
+    ) -> None:
+        self._conn.execute(
+            SQL_PUT,
+            (namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,
+             refresh_on_access),
+        )  # fmt: skip
+
+    def delete(self, namespace: str, key: str) -> None:
+        self._conn.execute(SQL_DELETE, (namespace, key))
+
+    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
+        row: Row | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+        return row
+
+    def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
+        return self._conn.execute(SQL_RANGE_BATCH, (now_us, namespace, start, end, limit)).fetchall()
+
+    def delete_through(self, namespace: str, start: str, last: str) -> None:
+        self._conn.execute(SQL_DELETE_THROUGH, (namespace, start, last))
+
+
+class _VersionProbe:
+    """The last committed version: it changes whenever any writer, anywhere, commits."""
+
+    __slots__ = ("_backend",)
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    def __call__(self) -> int:
+        return self._backend.last_version()
+
+    def close(self) -> None:
+        """Nothing to release: the probe borrows a pooled connection per call."""
+
+
+class PostgresBackend:
+    """kvstore's tables in one PostgreSQL database (the first schema on the connection's search_path).
+
+    Connections come from a pool (``pool_size`` at most; a caller waits up to ``pool_timeout`` for one).
+    Each runs in autocommit, so a read is one statement and one snapshot; a write opens a transaction and
+    locks the counter row first. ``busy_timeout`` becomes the server's ``lock_timeout``.
+    """
+
+    def __init__(
+        self, url: str, *, busy_timeout: float, pool_size: int, pool_timeout: float, connect_timeout: float
+    ) -> None:
+        self._url = url
+        self._where = f"PostgreSQL database {display_url(url)!r}"
+        self._conninfo = conninfo(url)
+        self._busy_ms = max(1, round(busy_timeout * 1000))  # lock_timeout 0 would mean "wait forever"
+        self._connect_timeout = max(1, round(connect_timeout))
+        self._pool_size = pool_size
+        self._pool_timeout = pool_timeout
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._prepare()
+        self._pool = self._new_pool()
+
+    # -- connections -------------------------------------------------------------------------------------
+
+    def _connect(self, *, autocommit: bool) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=autocommit, connect_timeout=self._connect_timeout)
+        except psycopg.Error as exc:
+            raise StoreUnavailableError(f"cannot connect to {self._where}: {str(exc).strip()}") from exc
+        self._configure(conn)
+        return conn
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        # A writer waiting for the write lock gives up after the busy timeout, as under SQLite.
+        conn.execute(f"SET lock_timeout = {self._busy_ms}")
+        if not conn.autocommit:
+            conn.commit()
+
+    def _new_pool(self) -> Pool:
+        return Pool(lambda: self._connect(autocommit=True), self._pool_size, self._pool_timeout)
+
+    @contextmanager
+    def _conn(self, *, fresh: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection, with every driver error translated."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        try:
+            with self._pool.borrow(fresh=fresh) as conn:
+                yield conn
+        except PoolTimeoutError as exc:
+            raise StoreBusyError(
+                f"no connection to {self._where} came free within the pool timeout of {self._pool_timeout} s"
+            ) from exc
+        except PoolClosedError as exc:
+            raise StoreClosedError("the store is closed") from exc
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    def _read(self, fetch: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run a read; once more on a new connection if the pooled one had died (the server restarted, or
+        dropped it while idle). Reads change nothing, so a second try is always safe."""
+        try:
+            with self._conn() as conn:
+                return fetch(conn)
+        except StoreUnavailableError as exc:
+            if self._closed or not isinstance(exc.__cause__, psycopg.OperationalError):
+                raise
+            self._pool.discard_idle()
+        with self._conn(fresh=True) as conn:
+            return fetch(conn)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh pool (see the note on fork safety below)."""
+        with self._lock:
+            if os.getpid() != self._pid:
+                _INHERITED.append(self._pool)
+                self._pool = self._new_pool()
+                self._pid = os.getpid()
+
+    def _prepare(self) -> None:
+        """Refuse a schema newer than this library; create or upgrade an older one."""
+        conn = self._connect(autocommit=True)
+        try:
+            stale = needs_upgrade(self._revisions(conn))
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            conn.close()
+        if stale:
+            self._migrate()
+
+    def _revisions(self, conn: psycopg.Connection[Any]) -> list[str]:
+        row = conn.execute(SQL_HAS_VERSION_TABLE, (VERSION_TABLE,)).fetchone()
+        if row is None or not row[0]:
+            return []
+        return [found[0] for found in conn.execute(SQL_REVISIONS)]
+
+    def _migrate(self) -> None:
+        """Run alembic in one transaction under an advisory lock, so concurrent openers migrate once."""
+        import sqlalchemy
+        from sqlalchemy.pool import StaticPool
+
+        conn = self._connect(autocommit=False)
+        engine = sqlalchemy.create_engine("postgresql+psycopg://", creator=lambda: conn, poolclass=StaticPool)
+        try:
+            with engine.connect() as connection, connection.begin():
+                connection.exec_driver_sql(SQL_MIGRATION_LOCK)
+                # Another process may have migrated while this one waited for the lock: look again.
+                if needs_upgrade(self._revisions(conn)):
+                    upgrade(connection)
+        except sqlalchemy.exc.DBAPIError as exc:
+            orig = exc.orig
+            raise (self._translate(orig) if isinstance(orig, psycopg.Error) else StorageError(str(exc))) from exc
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        except KVError:
+            raise
+        except Exception as exc:  # alembic's and SQLAlchemy's own errors: a broken migration environment
+            raise StorageError(f"migrating the schema to revision {HEAD} failed: {exc}") from exc
+        finally:
+            engine.dispose()
+            conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if os.getpid() == self._pid:
+                self._pool.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- errors ------------------------------------------------------------------------------------------
+
+    def _translate(self, exc: psycopg.Error) -> KVError:
+        """The KVError for a psycopg error; the caller raises it ``from exc``."""
+        if self._closed:
+            return StoreClosedError("the store is closed")
+        detail = str(exc).strip()
+        if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, *_RETRY)):
+            return StoreBusyError(f"{self._where} is busy: the write lock or a row lock was not obtained ({detail})")
+        if isinstance(exc, pg_errors.DiskFull | pg_errors.OutOfMemory):
+            return StorageFullError(f"{self._where} is full ({detail})")
+        if isinstance(exc, pg_errors.ReadOnlySqlTransaction | pg_errors.InsufficientPrivilege):
+            return ReadOnlyStoreError(f"{self._where} cannot be written ({detail})")
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailableError(f"{self._where} cannot be reached ({detail})")
+        return StorageError(f"{self._where} failed: {detail}")
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def get(self, namespace: str, key: str, now_us: int) -> Row | None:
+        params = (namespace, key, now_us)
+        row: Row | None = self._read(lambda conn: conn.execute(SQL_GET, params).fetchone())
+        return row
+
+    def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:
+        params = (namespace, list(dict.fromkeys(keys)), now_us)
+        rows: list[Row] = self._read(lambda conn: conn.execute(SQL_GET_MANY, params).fetchall())
+        return rows
+
+    def scan(
+        self,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[Row]:
+        sql = SQL_SCAN_REVERSE if reverse else SQL_SCAN
+        return self._range(sql, namespace, start, end, resume, reverse, limit, now_us)
+
+    def scan_keys(
+        self,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[str]:
+        sql = SQL_SCAN_KEYS_REVERSE if reverse else SQL_SCAN_KEYS
+        return [row[0] for row in self._range(sql, namespace, start, end, resume, reverse, limit, now_us)]
+
+    def _range(
+        self,
+        sql: str,
+        namespace: str,
+        start: str,
+        end: str,
+        resume: str | None,
+        reverse: bool,
+        limit: int | None,
+        now_us: int,
+    ) -> list[Row]:
+        past = resume if resume is not None else end if reverse else ""
+        params = (namespace, start, end, past, now_us, limit)
+        rows: list[Row] = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        return rows
+
+    def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
+        found: int = self._read(lambda conn: _one(conn, SQL_COUNT, (namespace, start, end, now_us)))[0]
+        return found
+
+    def last_version(self) -> int:
+        version: int = self._read(lambda conn: _one(conn, SQL_LAST_VERSION))[0]
+        return version
+
+    def change_probe(self) -> _VersionProbe:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        return _VersionProbe(self)
+
+    def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
+        # Conditional on the version, so running it twice is harmless: it may retry like a read.
+        params = (expires_us, namespace, key, version, now_us)
+        return self._read(lambda conn: conn.execute(SQL_REFRESH, params).rowcount == 1)
+
+    def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
+        def snapshot(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int, str, int | None, str]:
+            with conn.transaction():
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
+                rows, expired, namespaces = _one(conn, SQL_STATS, (now_us,))
+                (version,) = _one(conn, SQL_LAST_VERSION)
+                (size,) = _one(conn, SQL_SIZE)
+                revision = ",".join(self._revisions(conn))
+            return rows - expired, expired, namespaces, version, revision, size, "postgresql"
+
+        return self._read(snapshot)
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def _retrying(self, body: Callable[[psycopg.Connection[Any]], T], *, lock: bool) -> T:
+        """Run ``body`` in a transaction (after taking the write lock if ``lock``); retry what PostgreSQL
+        asks to be retried."""
+        delay = 0.001
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self._conn() as conn, conn.transaction():
+                    if lock:
+                        conn.execute(SQL_LOCK)
+                    return body(conn)
+            except StoreBusyError as exc:
+                if not isinstance(exc.__cause__, _RETRY) or attempt == _ATTEMPTS - 1:
+                    raise
+            time.sleep(delay * random.uniform(0.5, 1.5))  # jittered backoff between attempts
+            delay = min(2 * delay, 0.1)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def transact(self, body: Callable[[_Tx], T]) -> T:
+        return self._retrying(lambda conn: body(_Tx(conn)), lock=True)
+
+    def purge_batch(self, now_us: int, limit: int) -> int:
+        return self._retrying(lambda conn: conn.execute(SQL_PURGE, (now_us, limit, now_us)).rowcount, lock=False)
+
+
+# -- fork safety -------------------------------------------------------------------------------------------
+# A forked child must not use or close the parent's connections: closing one sends "terminate" on the socket
+# the parent still uses. A child gets a fresh pool on first use, and the inherited pool stays referenced for
+# the child's whole life, so nothing ever closes it there (psycopg itself never closes a connection that
+# is garbage-collected in a process other than the one that opened it).
+_INHERITED: list[object] = []

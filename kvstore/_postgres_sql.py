@@ -1,0 +1,83 @@
+"""Every statement kvstore runs on PostgreSQL, as named constants (psycopg's ``%s`` placeholders).
+
+They mirror ``_sqlite_sql`` statement for statement; only the spelling differs (``= ANY(%s)`` for an IN
+list, ``FOR UPDATE`` for the write lock, ``FILTER`` in aggregates). psycopg prepares each on the server
+after a few executions, so the hot path neither compiles nor re-plans. tests/test_schema.py runs every
+constant against a database that alembic built from ``_schema``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._migrate import VERSION_TABLE
+
+_COLUMNS: Final = (
+    "key, value, version, metadata, content_type, created_us, updated_us, expires_us, ttl_us, refresh_on_access"
+)
+_LIVE: Final = "(expires_us IS NULL OR expires_us > %s)"
+
+SQL_GET: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
+# One statement, so one snapshot, however many keys.
+SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = ANY(%s) AND {_LIVE}"
+# Both lower bounds are passed; PostgreSQL's btree keeps only the tighter one at execution, so each page
+# is one index seek. LIMIT NULL means no limit.
+SQL_SCAN: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = %s AND key >= %s AND key < %s AND key > %s AND {_LIVE} ORDER BY key LIMIT %s"
+)
+SQL_SCAN_REVERSE: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = %s AND key >= %s AND key < %s AND key < %s AND {_LIVE} ORDER BY key DESC LIMIT %s"
+)
+SQL_SCAN_KEYS: Final = (
+    "SELECT key FROM kvstore_entries"
+    f" WHERE namespace = %s AND key >= %s AND key < %s AND key > %s AND {_LIVE} ORDER BY key LIMIT %s"
+)
+SQL_SCAN_KEYS_REVERSE: Final = (
+    "SELECT key FROM kvstore_entries"
+    f" WHERE namespace = %s AND key >= %s AND key < %s AND key < %s AND {_LIVE} ORDER BY key DESC LIMIT %s"
+)
+SQL_COUNT: Final = f"SELECT COUNT(*) FROM kvstore_entries WHERE namespace = %s AND key >= %s AND key < %s AND {_LIVE}"
+SQL_REFRESH: Final = (
+    "UPDATE kvstore_entries SET expires_us = %s WHERE namespace = %s AND key = %s AND version = %s AND expires_us > %s"
+)
+
+# The write lock: every writing transaction locks the one counter row first, so writers run one at a time
+# (as under SQLite's BEGIN IMMEDIATE), each sees every earlier commit, and versionstamps follow commit order.
+SQL_LOCK: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1 FOR UPDATE"
+SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
+SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+SQL_PUT: Final = (
+    "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
+    " expires_us, ttl_us, refresh_on_access) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, content_type = EXCLUDED.content_type,"
+    " metadata = EXCLUDED.metadata, version = EXCLUDED.version, created_us = EXCLUDED.created_us,"
+    " updated_us = EXCLUDED.updated_us, expires_us = EXCLUDED.expires_us, ttl_us = EXCLUDED.ttl_us,"
+    " refresh_on_access = EXCLUDED.refresh_on_access"
+)
+SQL_DELETE: Final = "DELETE FROM kvstore_entries WHERE namespace = %s AND key = %s"
+SQL_RANGE_BATCH: Final = (
+    f"SELECT key, {_LIVE} FROM kvstore_entries WHERE namespace = %s AND key >= %s AND key < %s ORDER BY key LIMIT %s"
+)
+SQL_DELETE_THROUGH: Final = "DELETE FROM kvstore_entries WHERE namespace = %s AND key >= %s AND key <= %s"
+# A purge takes no write lock. The outer condition is re-checked on the newest row version when a writer
+# got there first (READ COMMITTED's recheck), so an entry rewritten with a later expiry is never purged.
+SQL_PURGE: Final = (
+    "DELETE FROM kvstore_entries WHERE id IN"
+    " (SELECT id FROM kvstore_entries WHERE expires_us <= %s ORDER BY expires_us LIMIT %s) AND expires_us <= %s"
+)
+
+SQL_STATS: Final = (
+    "SELECT COUNT(*), COUNT(*) FILTER (WHERE expires_us <= %s), COUNT(DISTINCT namespace) FROM kvstore_entries"
+)
+SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
+SQL_SIZE: Final = (
+    "SELECT pg_total_relation_size('kvstore_entries'::regclass)"
+    " + pg_total_relation_size('kvstore_versionstamp'::regclass)"
+)
+# Resolved through the connection's search_path, as alembic resolves the tables it creates.
+SQL_HAS_VERSION_TABLE: Final = "SELECT to_regclass(%s) IS NOT NULL"
+SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
+# Taken by a migrating connection, so that processes opening a new database at once migrate it once.
+SQL_MIGRATION_LOCK: Final = "SELECT pg_advisory_xact_lock(4242424242)"
