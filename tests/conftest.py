@@ -78,20 +78,32 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def pg_url(postgres_server: str) -> Iterator[str]:
-    """The URL of a fresh, empty PostgreSQL schema (first on the search_path), dropped after the test."""
+def create_schema(server: str) -> tuple[str, str]:
+    """A new, empty PostgreSQL schema on ``server``: (its name, a URL that puts it first on the search_path)."""
     import psycopg
 
     schema = f"kvtest_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(_libpq(postgres_server), autocommit=True) as conn:
+    with psycopg.connect(_libpq(server), autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in postgres_server else "?"
+    separator = "&" if "?" in server else "?"
+    return schema, f"{server}{separator}options=-csearch_path%3D{schema}"
+
+
+def drop_schema(server: str, schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_libpq(server), autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def pg_url(postgres_server: str) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL schema (first on the search_path), dropped after the test."""
+    schema, url = create_schema(postgres_server)
     try:
-        yield f"{postgres_server}{separator}options=-csearch_path%3D{schema}"
+        yield url
     finally:
-        with psycopg.connect(_libpq(postgres_server), autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        drop_schema(postgres_server, schema)
 
 
 def store_target(request: pytest.FixtureRequest, kind: str, db_path: Path) -> str:

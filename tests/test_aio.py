@@ -33,7 +33,7 @@ from kvstore import (
     StoreClosedError,
 )
 
-from .conftest import START
+from .conftest import START, store_target
 
 WAIT = 10.0  # seconds an event wait may take before the test fails; only a hang reaches it
 
@@ -70,9 +70,9 @@ def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
-@pytest.fixture(params=["file", "memory"])
+@pytest.fixture(params=["file", "memory", "postgres"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    return str(tmp_path / "async.db") if request.param == "file" else ":memory:"
+    return store_target(request, request.param, tmp_path / "async.db")
 
 
 def test_the_whole_api_as_coroutines(target: str) -> None:

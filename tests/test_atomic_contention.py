@@ -5,7 +5,6 @@ from __future__ import annotations
 import multiprocessing
 import random
 from multiprocessing.synchronize import Barrier
-from pathlib import Path
 
 import pytest
 
@@ -48,8 +47,8 @@ def _transfer(
 
 
 @pytest.mark.slow
-def test_racing_transfers_keep_the_sum(tmp_path: Path) -> None:
-    path = str(tmp_path / "bank.db")
+def test_racing_transfers_keep_the_sum(shared_target: str) -> None:
+    path = shared_target
     with KVStore(path) as kv:
         kv.atomic().set("a", TOTAL).set("b", 0).commit()
         start = kv.get("a")

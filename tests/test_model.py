@@ -58,7 +58,7 @@ from kvstore import (
     ValueTooLargeError,
 )
 
-from .conftest import START, FakeClock
+from .conftest import POSTGRES_URL, START, FakeClock, create_schema, drop_schema
 
 # -- the vocabulary the machine draws from ---------------------------------------------------------------
 
@@ -1144,6 +1144,27 @@ class FileKVStoreMachine(KVStoreMachine):
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
+class PostgresKVStoreMachine(KVStoreMachine):
+    """The same on PostgreSQL, each example in a schema of its own, reopened now and then, auto purge on."""
+
+    auto_purge_every: ClassVar[int] = 3
+    purge_batch_size: ClassVar[int] = 10_000
+    reopenable: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.schema, self.url = create_schema(POSTGRES_URL)
+        super().__init__()
+
+    def target(self) -> str:
+        return self.url
+
+    def teardown(self) -> None:
+        try:
+            super().teardown()
+        finally:
+            drop_schema(POSTGRES_URL, self.schema)
+
+
 STEPS: Final = settings(stateful_step_count=40)
 
 TestKVStoreModel = KVStoreMachine.TestCase
@@ -1151,3 +1172,7 @@ TestKVStoreModel.settings = STEPS
 
 TestFileKVStoreModel = FileKVStoreMachine.TestCase
 TestFileKVStoreModel.settings = STEPS
+
+# The postgres_server fixture skips these without a server, and fails them under CI=true.
+TestPostgresKVStoreModel = pytest.mark.usefixtures("postgres_server")(PostgresKVStoreMachine.TestCase)
+TestPostgresKVStoreModel.settings = STEPS

@@ -63,18 +63,22 @@ def test_atomic_and_delete_prefix_wake_watchers(kv: KVStore) -> None:
         assert _values(next(watch)) == [3, None]
 
 
-def test_a_commit_from_another_process_is_seen(db_path: Path) -> None:
-    with KVStore(db_path) as kv:
+def test_a_commit_from_another_process_is_seen(shared_target: str) -> None:
+    with KVStore(shared_target) as kv:
         kv.set("k", "before")
         with kv.watch(["k"], interval=0.01) as watch:
             assert _values(next(watch)) == ["before"]
             script = "import sys; from kvstore import KVStore; KVStore(sys.argv[1]).set('k', 'from another process')"
-            subprocess.run([sys.executable, "-c", script, str(db_path)], check=True)
+            subprocess.run([sys.executable, "-c", script, shared_target], check=True)
             assert _values(next(watch)) == ["from another process"]
 
 
-def test_a_commit_from_another_store_object_in_this_process_is_seen(db_path: Path) -> None:
-    with KVStore(db_path) as kv, KVStore(db_path) as other, kv.watch(["k"], interval=0.01) as watch:
+def test_a_commit_from_another_store_object_in_this_process_is_seen(shared_target: str) -> None:
+    with (
+        KVStore(shared_target) as kv,
+        KVStore(shared_target) as other,
+        kv.watch(["k"], interval=0.01) as watch,
+    ):
         next(watch)
         other.set("k", 1)
         assert _values(next(watch)) == [1]
