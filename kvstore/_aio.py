@@ -29,6 +29,7 @@ from ._errors import StoreClosedError
 from ._models import CommitResult, Entry
 from ._namespace import Namespace
 from ._store import KVStore
+from ._validation import check_keys
 from ._watch import Watch
 
 P = ParamSpec("P")
@@ -161,7 +162,7 @@ class AsyncNamespace:
 
     def watch(self, keys: Iterable[str], *, interval: float = 0.05) -> AsyncWatch:
         """``async for snapshot in kv.watch(keys)``: as ``KVStore.watch``, polled every ``interval`` seconds."""
-        return AsyncWatch(self, list(keys), interval)
+        return AsyncWatch(self, check_keys(keys), interval)
 
     async def iterate(self, prefix: str = "", *, reverse: bool = False, page_size: int = 100) -> AsyncIterator[Entry]:
         """``async for entry in kv.iterate(prefix)``: every live entry under ``prefix``, in key order.

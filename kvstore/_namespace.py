@@ -18,10 +18,10 @@ from typing import Any, Final
 from ._atomic import AtomicOperation
 from ._backend import Backend, Row
 from ._codec import from_epoch_us
-from ._errors import ConfigurationError, InvalidOptionsError, StorageError
+from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
 from ._models import Entry, KeyPage, Page, SetResult
-from ._validation import MAX_TTL_US, check_key, check_namespace, check_set_options, check_versionstamp
+from ._validation import MAX_TTL_US, check_key, check_keys, check_namespace, check_set_options, check_versionstamp
 from ._watch import Watch
 from ._write import Check, Delete, commit, prepare_put
 
@@ -178,9 +178,7 @@ class Namespace:
 
     def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
         """The live entry (or None) for each of ``keys``, in order, read in one snapshot."""
-        if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
-            raise InvalidOptionsError("keys must be an iterable of key strings, not a single string or object")
-        wanted = [check_key(key) for key in keys]
+        wanted = check_keys(keys)
         shared = self._shared
         now_us = shared.now_us()
         found: dict[str, Entry] = {}
@@ -271,19 +269,25 @@ class Namespace:
         Writes through this store wake the watcher at once; other processes' commits are noticed within
         ``interval`` seconds, by one cheap ``PRAGMA data_version`` per interval, not a query per key.
         """
-        if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
-            raise InvalidOptionsError("keys must be an iterable of key strings, not a single string or object")
-        return Watch(self._shared, self._name, [check_key(key) for key in keys], interval)
+        return Watch(self._shared, self._name, check_keys(keys), interval)
 
     def _refresh(self, row: Row, now_us: int) -> Row | None:
-        """Push a refresh_on_access entry's expiry to now + its TTL; re-read if it changed meanwhile."""
+        """Push a refresh_on_access entry's expiry to now + its TTL; re-read if it changed meanwhile.
+
+        A read must not fail because its refresh cannot be written (a read-only database, the write lock
+        held past the busy timeout): the entry is then returned with the expiry it has.
+        """
         backend = self._shared.backend
         current: Row | None = row
         for _ in range(_REFRESH_ATTEMPTS):
             if current is None or not current[9] or current[8] is None:
                 return current
             expires_us = now_us + current[8]
-            if backend.refresh(self._name, current[0], current[2], expires_us, now_us):
+            try:
+                refreshed = backend.refresh(self._name, current[0], current[2], expires_us, now_us)
+            except (ReadOnlyStoreError, StoreBusyError):
+                return current
+            if refreshed:
                 return (*current[:7], expires_us, *current[8:])
             current = backend.get(self._name, current[0], now_us)
         return current

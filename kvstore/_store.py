@@ -30,6 +30,8 @@ def _parse_target(target: str | os.PathLike[str]) -> tuple[str, str]:
         raise ConfigurationError(f"a store is opened from a path or URL string, not {type(target).__name__}")
     if not target:
         raise ConfigurationError('an empty target names no database: give a path, ":memory:" or a URL')
+    if "\x00" in target:
+        raise ConfigurationError("a database path or URL cannot contain a NUL character")
     if "://" not in target:
         return "sqlite", target
     if target.split("://", 1)[0] in _POSTGRES_SCHEMES:

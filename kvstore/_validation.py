@@ -5,8 +5,8 @@ Everything here runs before a transaction opens, so a rejected call never touche
 
 from __future__ import annotations
 
-import math
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Final
 
@@ -38,6 +38,13 @@ _CONTENT_TYPE = re.compile(
     r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+\-]{0,126}"
     rf"(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"[\x20\x21\x23-\x5b\x5d-\x7e]*\"))*"
 )
+
+
+def check_keys(keys: object) -> list[str]:
+    """Return ``keys`` (an iterable of keys, not a single string) as a list, each key checked."""
+    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+        raise InvalidOptionsError("keys must be an iterable of key strings, not a single string or object")
+    return [check_key(key) for key in keys]
 
 
 def check_key(key: object) -> str:
@@ -105,7 +112,8 @@ def ttl_from_expire_in(expire_in: object) -> int:
     if type(expire_in) not in (int, float):
         raise InvalidTTLError(f"expire_in must be a number of milliseconds, not {type(expire_in).__name__}")
     assert isinstance(expire_in, int | float)
-    if not (math.isfinite(expire_in) and MIN_TTL_MS <= expire_in <= MAX_TTL_MS):
+    # Compared before any conversion: an int beyond float range must not overflow, and NaN compares false.
+    if not MIN_TTL_MS <= expire_in <= MAX_TTL_MS:
         raise InvalidTTLError(
             f"expire_in must be between {MIN_TTL_MS} and {MAX_TTL_MS} milliseconds (60 s to 365 days), "
             f"got {expire_in!r}"

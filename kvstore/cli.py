@@ -17,7 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
-import click
+try:
+    import click
+except ImportError:  # the console script is installed with the package, click only with the cli extra
+    raise SystemExit('kvstore\'s command line needs the cli extra: pip install "kvstore[cli]"') from None
 
 from kvstore import Entry, KVError, KVStore, Namespace, Value
 

@@ -27,6 +27,7 @@ from kvstore import (
     FailedCheck,
     InvalidKeyError,
     InvalidNamespaceError,
+    InvalidOptionsError,
     KVStore,
     Namespace,
     NotADatabaseError,
@@ -389,6 +390,20 @@ def test_atomic_commits_on_the_worker(target: str) -> None:
             other = await kv.namespace("other")
             assert (await other.atomic().set("a", "other").commit()).ok
             assert await kv.get("a") is None
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("keys", ["abc", b"abc", 5, None])
+def test_watch_validates_its_keys_as_the_sync_watch_does(keys: Any) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(":memory:") as kv:
+            with pytest.raises(InvalidOptionsError):
+                kv.watch(keys)
+            with pytest.raises(InvalidKeyError):
+                kv.watch(["ok", "bad key"])
+            with pytest.raises(InvalidOptionsError), KVStore(":memory:") as sync:
+                sync.watch(keys)
 
     run(scenario)
 

@@ -216,3 +216,12 @@ def test_tokens_can_come_from_the_environment(db: str, monkeypatch: pytest.Monke
         assert httpx.put(f"{url}/kv/user/k", json={"value": 1}, headers=second).is_success
         assert httpx.put(f"{url}/kv/event/k", json={"value": 1}, headers=second).status_code == 403
         assert httpx.put(f"{url}/kv/event/k", json={"value": 1}, headers=first).is_success
+
+
+def test_without_the_cli_extra_the_script_says_what_to_install() -> None:
+    # sys.modules[name] = None makes "import click" fail, as it does where the cli extra is not installed.
+    script = "import sys; sys.modules['click'] = None; import kvstore.cli"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert 'pip install "kvstore[cli]"' in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -443,6 +444,26 @@ def test_query_only_connection_is_read_only(sqlite_kv: KVStore, clock: FakeClock
     assert kv.purge_expired() == 0
 
 
+def test_a_read_only_database_serves_refresh_on_access_entries_unrefreshed(
+    sqlite_kv: KVStore, clock: FakeClock
+) -> None:
+    kv = sqlite_kv
+    written = kv.set("r", "v", expire_in=MIN_TTL_MS, refresh_on_access=True)
+    conn = sqlite_connection(kv)
+    conn.execute("PRAGMA query_only = ON")
+    clock.advance(30)
+    entry = kv.get("r")  # the refresh cannot be written; the read still succeeds
+    assert entry is not None
+    assert entry.value == "v"
+    assert entry.expires_at == written.expires_at
+    assert [e.value if e else None for e in kv.get_many(["r"])] == ["v"]
+    conn.execute("PRAGMA query_only = OFF")
+    refreshed = kv.get("r")
+    assert refreshed is not None
+    assert written.expires_at is not None
+    assert refreshed.expires_at == written.expires_at + timedelta(seconds=30)
+
+
 _READ_ONLY_CHILD = textwrap.dedent(
     """
     import ctypes
@@ -674,7 +695,7 @@ def test_unsupported_url_is_a_configuration_error(tmp_path: Path, monkeypatch: p
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("target", [b"kv.db", 42, None, ""])
+@pytest.mark.parametrize("target", [b"kv.db", 42, None, "", "kv\x00.db", "sqlite:///kv\x00.db"])
 def test_target_that_is_not_a_path_is_a_configuration_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: Any
 ) -> None:
