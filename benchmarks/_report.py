@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from _peers import LABELS, NAMES
+from _postgres import LIMIT as POSTGRES_LIMIT
+from _postgres import postgres_section, postgres_targets
 from _report_parts import extra_sections, fmt_us, header
 
 Data = dict[str, Any]
@@ -90,6 +92,11 @@ def evaluate_targets(data: Data) -> list[dict[str, Any]]:
         judged.append(
             {"id": ident, "target": text, "unit": unit, "comparison": comparison, "limit": limit, "value": value,
              "pass": passed}
+        )  # fmt: skip
+    for ident, text, ratio in postgres_targets(data):
+        judged.append(
+            {"id": ident, "target": text, "unit": "x raw psycopg", "comparison": "<=", "limit": POSTGRES_LIMIT,
+             "value": ratio, "pass": None if ratio is None else ratio <= POSTGRES_LIMIT}
         )  # fmt: skip
     return judged
 
@@ -195,4 +202,5 @@ def render_markdown(data: Data) -> str:
         *targets_table(data),
     ]
     lines += extra_sections(data)
+    lines += postgres_section(data)
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -25,13 +26,16 @@ from _concurrent import run_concurrent
 from _config import Sizes, make_workload, sizes_for
 from _machine import load_average, machine_info, redis_server_version
 from _peers import LABELS, NAMES, Peer, location, make_peer, unavailable
+from _postgres import run_postgres
+from _postgres import unavailable as postgres_unavailable
 from _report import evaluate_targets, render_markdown
 from _report_parts import fmt_us
 from _rss import run_rss
 from _scale import run_purge, run_scale
 from _scenarios import SCENARIOS, run_scenario
 
-PARTS = ("ops", "concurrent", "cold", "scale", "purge", "rss")
+PARTS = ("ops", "concurrent", "cold", "scale", "purge", "rss", "postgres")
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REQUIRES = {"cold": "ops", "rss": "scale"}  # cold start opens the ops databases; RSS lists the big scale store
 
 
@@ -155,6 +159,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"growth {data['rss']['growth']:+.1%}",
                     time.perf_counter() - begin,
                 )
+        if "postgres" in parts:
+            begin = time.perf_counter()
+            why = postgres_unavailable(args.postgres)
+            if why is None:
+                data["postgres"] = run_postgres(args.postgres, sizes, args.seed, progress)
+                ratios = data["postgres"]["scenarios"].values()
+                detail = " | ".join(f"{r['title']} {r['ratio']:.2f}x" for r in ratios if r["ratio"] is not None)
+            else:
+                data["postgres_skipped"] = detail = why
+            progress.done("PostgreSQL: kvstore ÷ raw psycopg", detail, time.perf_counter() - begin)
         if "purge" in parts:
             begin = time.perf_counter()
             purge = run_purge(workdir, sizes, args.seed, progress)
@@ -188,6 +202,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary databases")
     parser.add_argument("--redis", default="127.0.0.1:6379", help="host:port of the Redis to compare with")
     parser.add_argument("--no-redis", action="store_true", help="leave Redis out")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("KVSTORE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="the PostgreSQL server of the postgres part (a schema is created there and dropped after)",
+    )
     parser.add_argument("--calls", type=int, help="measured calls per single-key scenario (default 20,000)")
     parser.add_argument("--scale-keys", type=int, help="entries in the big scale and purge stores (default 1,000,000)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")

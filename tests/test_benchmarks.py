@@ -7,6 +7,7 @@ numbers. It asserts no timing target: those are judged in the benchmark's own re
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,21 @@ def test_every_scenario_is_measured_with_positive_numbers(run: tuple[Path, dict[
     assert rss["peak_mib"] > 0
     # Every target is judged (PASS or FAIL: which one is the report's business, not this test's).
     assert all(target["pass"] in (True, False) for target in data["targets"])
+
+
+@pytest.mark.slow
+def test_postgres_runs_measure_kvstore_against_raw_psycopg(run: tuple[Path, dict[str, Any], str]) -> None:
+    out, data, _ = run
+    if "postgres" not in data:  # no server answered; under CI=true that fails instead
+        assert os.environ.get("CI") != "true", data.get("postgres_skipped")
+        pytest.skip(str(data.get("postgres_skipped")))
+    scenarios = data["postgres"]["scenarios"]
+    assert set(scenarios) == {"get_hit", "get_miss", "set", "cas", "if_not_exists", "list_100", "get_many_100"}
+    for ident, result in scenarios.items():
+        assert result["failed"] == {}, ident
+        assert set(result["results"]) == {"kvstore", "raw"}, ident
+        _positive(result["results"], f"postgres.{ident}")
+        assert result["ratio"] > 0
+    assert "## PostgreSQL (issue 6)" in (out / "results.md").read_text()
+    judged = {target["id"] for target in data["targets"]}
+    assert {f"postgres_{ident}" for ident in scenarios} <= judged
