@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 try:
@@ -63,7 +62,7 @@ def _entry(entry: Entry) -> dict[str, Any]:
 
 
 @contextmanager
-def _open(db: Path) -> Iterator[KVStore]:
+def _open(db: str) -> Iterator[KVStore]:
     """Open the store; a KVError, on opening or inside the block, becomes a problem on stderr."""
     try:
         with KVStore(db) as kv:
@@ -73,14 +72,15 @@ def _open(db: Path) -> Iterator[KVStore]:
 
 
 @contextmanager
-def _store(db: Path, namespace: str | None) -> Iterator[Namespace]:
+def _store(db: str, namespace: str | None) -> Iterator[Namespace]:
     """The store's default namespace, or ``namespace``; errors as for ``_open``."""
     with _open(db) as kv:
         yield kv if namespace is None else kv.namespace(namespace)
 
 
+# A string, not a click.Path: a postgresql:// URL must reach KVStore as it was typed.
 db_option = click.option(
-    "--db", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The database file."
+    "--db", required=True, help="The database: a file path, or a postgresql:// URL (with the postgres extra)."
 )
 namespace_option = click.option("--namespace", "-n", default=None, help="A namespace (default: the default one).")
 
@@ -88,7 +88,7 @@ namespace_option = click.option("--namespace", "-n", default=None, help="A names
 @click.group()
 @click.version_option(package_name="kvstore")
 def main() -> None:
-    """kvstore: an embedded key-value store on SQLite, from the shell or over HTTP."""
+    """kvstore: an embedded key-value store on SQLite (or PostgreSQL), from the shell or over HTTP."""
 
 
 @main.command()
@@ -103,7 +103,7 @@ def main() -> None:
     help="A bearer token, or TOKEN:STORE,STORE to limit it to those stores. Repeatable; without any, no auth.",
 )
 @click.option("--max-body-size", type=click.IntRange(1), default=None, help="Largest request body in bytes.")
-def serve(db: Path, host: str, port: int, tokens: tuple[str, ...], max_body_size: int | None) -> None:
+def serve(db: str, host: str, port: int, tokens: tuple[str, ...], max_body_size: int | None) -> None:
     """Serve the store at --db over HTTP: both seed APIs, with OpenAPI at /openapi.json."""
     try:
         import uvicorn
@@ -126,7 +126,7 @@ def serve(db: Path, host: str, port: int, tokens: tuple[str, ...], max_body_size
 @namespace_option
 @click.argument("key")
 @click.option("--raw", is_flag=True, help="Print only the value: bytes and text as they are, JSON otherwise.")
-def get(db: Path, namespace: str | None, key: str, raw: bool) -> None:
+def get(db: str, namespace: str | None, key: str, raw: bool) -> None:
     """Print the live entry at KEY as JSON; exit 1 with a not-found problem if there is none."""
     with _store(db, namespace) as kv:
         entry = kv.get(key)
@@ -173,7 +173,7 @@ def _value(value: str | None, text: bool, file: BinaryIO | None) -> Value:
 @click.option("--metadata", default=None, help="A JSON object stored with the entry.")
 @click.option("--content-type", default=None, help="The value's content type.")
 def set_command(
-    db: Path,
+    db: str,
     namespace: str | None,
     key: str,
     value: str | None,
@@ -223,7 +223,7 @@ def set_command(
 @namespace_option
 @click.argument("key")
 @click.option("--if-versionstamp", default=None, help="Delete only if the entry is at this versionstamp.")
-def delete(db: Path, namespace: str | None, key: str, if_versionstamp: str | None) -> None:
+def delete(db: str, namespace: str | None, key: str, if_versionstamp: str | None) -> None:
     """Delete the live entry at KEY; print {"deleted": true|false} (exit 3 when nothing was deleted)."""
     with _store(db, namespace) as kv:
         deleted = kv.delete(key, if_versionstamp=if_versionstamp)
@@ -241,7 +241,7 @@ def delete(db: Path, namespace: str | None, key: str, if_versionstamp: str | Non
 @click.option("--reverse", is_flag=True, help="Descending key order.")
 @click.option("--keys-only", is_flag=True, help="Print only the keys.")
 def list_command(
-    db: Path, namespace: str | None, prefix: str, limit: int | None, cursor: str | None, reverse: bool, keys_only: bool
+    db: str, namespace: str | None, prefix: str, limit: int | None, cursor: str | None, reverse: bool, keys_only: bool
 ) -> None:
     """Print the live entries under PREFIX as JSON: {"entries": [...], "cursor": ...}."""
     with _store(db, namespace) as kv:
@@ -252,7 +252,7 @@ def list_command(
 
 @main.command()
 @db_option
-def purge(db: Path) -> None:
+def purge(db: str) -> None:
     """Delete every expired entry now; print {"purged": N}."""
     with _open(db) as kv:
         _print({"purged": kv.purge_expired()})
@@ -260,7 +260,7 @@ def purge(db: Path) -> None:
 
 @main.command()
 @db_option
-def info(db: Path) -> None:
+def info(db: str) -> None:
     """Print figures about the database as JSON: entries, namespaces, schema revision, size."""
     with _open(db) as kv:
         _print(dataclasses.asdict(kv.info()))
@@ -268,7 +268,7 @@ def info(db: Path) -> None:
 
 @main.command()
 @db_option
-def migrate(db: Path) -> None:
+def migrate(db: str) -> None:
     """Create the database, or upgrade its schema to this version of kvstore; print the schema revision."""
     with _open(db) as kv:  # opening a store creates or upgrades its schema
         _print({"schema_revision": kv.info().schema_revision})

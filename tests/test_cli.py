@@ -25,8 +25,9 @@ COMMANDS = ["serve", "get", "set", "delete", "list", "purge", "info", "migrate"]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    return str(tmp_path / "cli.db")
+def db(shared_target: str) -> str:
+    """The --db of the commands: a file path, and a postgresql:// URL."""
+    return shared_target
 
 
 def run(*args: str, input: bytes | str | None = None) -> Result:
@@ -137,7 +138,7 @@ def test_delete_and_list(db: str) -> None:
 
 def test_purge_info_and_migrate(db: str) -> None:
     migrated = out(run("migrate", "--db", db))
-    assert Path(db).exists()
+    assert migrated == {"schema_revision": "0001"}
     with KVStore(db, clock=lambda: time.time() - 3600) as past:  # written an hour ago, for a minute
         past.set("old", 1, expire_in=60_000)
         past.set("kept", 1)
