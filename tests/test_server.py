@@ -62,8 +62,9 @@ def serve(app: Any) -> Iterator[str]:
 
 
 @pytest.fixture
-def base_url(tmp_path: Path) -> Iterator[str]:
-    app = create_app(tmp_path / "server.db", tokens=[TOKEN, Token("narrow", frozenset({"user"}))], max_body_size=4096)
+def base_url(shared_target: str) -> Iterator[str]:
+    """The service on a file store and on PostgreSQL."""
+    app = create_app(shared_target, tokens=[TOKEN, Token("narrow", frozenset({"user"}))], max_body_size=4096)
     with serve(app) as url:
         yield url
 
