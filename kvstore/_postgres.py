@@ -186,7 +186,11 @@ class PostgresBackend:
             conn = psycopg.connect(self._conninfo, autocommit=autocommit, connect_timeout=self._connect_timeout)
         except psycopg.Error as exc:
             raise StoreUnavailableError(f"cannot connect to {self._where}: {str(exc).strip()}") from exc
-        self._configure(conn)
+        try:
+            self._configure(conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise self._translate(exc) from exc
         return conn
 
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
