@@ -19,6 +19,10 @@ Row: TypeAlias = tuple[str, bytes, int, str | None, str, int, int, int | None, i
 created_us, updated_us, expires_us, ttl_us, refresh_on_access (0 or 1). Times are epoch microseconds.
 Plain tuples, because the driver's rows are already tuples and the read path is hot."""
 
+PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
+"""The arguments of ``Transaction.put``, in order: namespace, key, value, content_type, metadata, version,
+created_us, updated_us, expires_us, ttl_us, refresh_on_access."""
+
 Current: TypeAlias = tuple[int, int]
 """What a write needs to know of a live entry: (version, created_us)."""
 

@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise ConfigurationError('PostgreSQL needs the postgres extra: pip install "kvstore[postgres]"') from exc
 
-from ._backend import Current, Row
+from ._backend import Current, PutRow, Row
 from ._errors import (
     KVError,
     ReadOnlyStoreError,
@@ -38,6 +38,7 @@ from ._pgpool import Pool, PoolClosedError, PoolTimeoutError
 from ._postgres_sql import (
     SQL_COUNT,
     SQL_CURRENT,
+    SQL_CURRENT_MANY,
     SQL_DELETE,
     SQL_DELETE_THROUGH,
     SQL_GET,
@@ -49,8 +50,11 @@ from ._postgres_sql import (
     SQL_NEXT_VERSION,
     SQL_PURGE,
     SQL_PUT,
+    SQL_PUT_IF_ABSENT,
+    SQL_PUT_IF_VERSION,
     SQL_RANGE_BATCH,
     SQL_REFRESH,
+    SQL_REPLACE_LIVE,
     SQL_REVISIONS,
     SQL_SCAN,
     SQL_SCAN_KEYS,
@@ -125,6 +129,27 @@ class _Tx:
             (namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,
              refresh_on_access),
         )  # fmt: skip
+
+    def replace_live(self, row: PutRow, now_us: int) -> bool:
+        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
+        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
+        return self._conn.execute(SQL_REPLACE_LIVE, (*params, now_us)).rowcount == 1
+
+    def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
+        if expected is None:
+            return self._conn.execute(SQL_PUT_IF_ABSENT, (*row, now_us)).rowcount == 1
+        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
+        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
+        return self._conn.execute(SQL_PUT_IF_VERSION, (*params, expected, now_us)).rowcount == 1
+
+    def put_many(self, rows: Sequence[PutRow]) -> None:
+        # psycopg sends an executemany in pipeline mode: one round trip for the batch, not one per row.
+        with self._conn.cursor() as cursor:
+            cursor.executemany(SQL_PUT, rows)
+
+    def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
+        rows = self._conn.execute(SQL_CURRENT_MANY, (namespace, list(keys), now_us)).fetchall()
+        return {key: (version, created_us) for key, version, created_us in rows}
 
     def delete(self, namespace: str, key: str) -> None:
         self._conn.execute(SQL_DELETE, (namespace, key))

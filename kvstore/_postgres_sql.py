@@ -56,6 +56,22 @@ SQL_PUT: Final = (
     " updated_us = EXCLUDED.updated_us, expires_us = EXCLUDED.expires_us, ttl_us = EXCLUDED.ttl_us,"
     " refresh_on_access = EXCLUDED.refresh_on_access"
 )
+# A write that needs no check replaces a live entry in place (created_us stays); no row changed means there
+# was none, and SQL_PUT then inserts (or replaces an expired row): a set of an existing key is one statement.
+_REPLACE: Final = (
+    "UPDATE kvstore_entries SET value = %s, content_type = %s, metadata = %s, version = %s, updated_us = %s,"
+    " expires_us = %s, ttl_us = %s, refresh_on_access = %s WHERE namespace = %s AND key = %s"
+)
+SQL_REPLACE_LIVE: Final = f"{_REPLACE} AND {_LIVE}"
+# A conditional set checks and writes in one statement: replace only the live entry of that version, or
+# insert only where no entry is live (an expired one is replaced). No row changed means the check failed.
+SQL_PUT_IF_VERSION: Final = f"{_REPLACE} AND version = %s AND {_LIVE}"
+SQL_PUT_IF_ABSENT: Final = (
+    SQL_PUT + " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= %s"
+)
+SQL_CURRENT_MANY: Final = (
+    f"SELECT key, version, created_us FROM kvstore_entries WHERE namespace = %s AND key = ANY(%s) AND {_LIVE}"
+)
 SQL_DELETE: Final = "DELETE FROM kvstore_entries WHERE namespace = %s AND key = %s"
 SQL_RANGE_BATCH: Final = (
     f"SELECT key, {_LIVE} FROM kvstore_entries WHERE namespace = %s AND key >= %s AND key < %s ORDER BY key LIMIT %s"
