@@ -166,10 +166,13 @@ def fork_parent_closes(path: str, which: str) -> None:
     kv.set("before-fork", 1)
     written_r, written_w = os.pipe()
     closed_r, closed_w = os.pipe()
+    go_r, go_w = os.pipe()  # the child waits for the parent's "forked" line, so that line always comes first
     pid = os.fork()
     if pid == 0:
         os.close(written_r)
         os.close(closed_w)
+        os.close(go_w)
+        os.read(go_r, 1)
         try:
             store = kv if which == "inherited" else KVStore(path, busy_timeout=10)
             for n in count():
@@ -184,7 +187,9 @@ def fork_parent_closes(path: str, which: str) -> None:
         os._exit(0)
     os.close(written_w)
     os.close(closed_r)
+    os.close(go_r)
     _say(f"forked {pid}")
+    os.write(go_w, b"x")
     os.read(written_r, 1)
     kv.close()  # the parent is done with the store, as when it shuts down
     _say("parent closed")
