@@ -259,7 +259,7 @@ class RawPeer(Peer):
         def op(i: int) -> None:
             prefix = prefixes[i]
             end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            rows = execute(SQL_SCAN, (NS, prefix, end, "", now_us(), 101)).fetchall()
+            rows = execute(SQL_SCAN, (NS, prefix, end, now_us(), 101)).fetchall()
             if len([unpack(row[1]) for row in rows[:100]]) != 100:
                 raise Failed(prefix)
 

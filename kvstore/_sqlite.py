@@ -43,7 +43,9 @@ from ._sqlite_sql import (
     SQL_REFRESH,
     SQL_REVISIONS,
     SQL_SCAN,
+    SQL_SCAN_AFTER,
     SQL_SCAN_KEYS,
+    SQL_SCAN_KEYS_AFTER,
     SQL_SCAN_KEYS_REVERSE,
     SQL_SCAN_REVERSE,
     SQL_STATS,
@@ -403,8 +405,8 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[Row]:
-        sql = SQL_SCAN_REVERSE if reverse else SQL_SCAN
-        return self._range(sql, namespace, start, end, resume, reverse, limit, now_us)
+        sqls = (SQL_SCAN, SQL_SCAN_AFTER, SQL_SCAN_REVERSE)
+        return self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)
 
     def scan_keys(
         self,
@@ -416,12 +418,12 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[str]:
-        sql = SQL_SCAN_KEYS_REVERSE if reverse else SQL_SCAN_KEYS
-        return [row[0] for row in self._range(sql, namespace, start, end, resume, reverse, limit, now_us)]
+        sqls = (SQL_SCAN_KEYS, SQL_SCAN_KEYS_AFTER, SQL_SCAN_KEYS_REVERSE)
+        return [row[0] for row in self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)]
 
     def _range(
         self,
-        sql: str,
+        sqls: tuple[str, str, str],
         namespace: str,
         start: str,
         end: str,
@@ -430,9 +432,21 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[Row]:
-        """Run a range statement; past the resume key means below it in reverse, above it otherwise."""
-        past = resume if resume is not None else end if reverse else ""
-        params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
+        """Run a range statement (from, after, reverse) with one bound on each side of the key.
+
+        Past the resume key means below it in reverse, above it otherwise; the tighter of the range's
+        bound and the resume key is the one SQLite seeks on. (A cursor is checked to belong to its listing,
+        but its key may still lie outside the range: then the range's own bound is the tighter.)
+        """
+        sql = sqls[0]
+        if resume is not None:
+            if reverse:
+                sql, end = sqls[2], min(end, resume)
+            elif resume >= start:
+                sql, start = sqls[1], resume
+        elif reverse:
+            sql = sqls[2]
+        params = (namespace, start, end, now_us, _NO_LIMIT if limit is None else limit)
         conn = self._conn()
         with conn.lock:
             try:

@@ -19,13 +19,22 @@ _LIVE: Final = "(expires_us IS NULL OR expires_us > ?)"
 
 SQL_GET: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
 SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+# Each range statement bounds the key once from each side, so SQLite seeks straight to the first row of a
+# page: a second lower bound (the resume key beside the range's start) would only filter, row by row, making
+# every page rescan the whole listing before it. A forward page resumes strictly after its cursor's key, so it
+# has a statement of its own (key > ?); a reverse page's two upper bounds are both strict, and the caller
+# passes the smaller.
 SQL_SCAN: Final = (
     f"SELECT {_COLUMNS} FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_AFTER: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = ? AND key > ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
 )
 SQL_SCAN_REVERSE: Final = (
     f"SELECT {_COLUMNS} FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
 )
 SQL_REFRESH: Final = (
     "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
@@ -54,12 +63,14 @@ SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 SQL_SCAN_KEYS: Final = (
-    "SELECT key FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+    f"SELECT key FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_KEYS_AFTER: Final = (
+    f"SELECT key FROM kvstore_entries WHERE namespace = ? AND key > ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
 )
 SQL_SCAN_KEYS_REVERSE: Final = (
     "SELECT key FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
 )
 SQL_COUNT: Final = f"SELECT COUNT(*) FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE}"
 # One batch of a range delete: the next keys in order, and whether each is live (only live ones count).
