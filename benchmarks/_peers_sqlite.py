@@ -14,7 +14,15 @@ from _peers import Failed, Peer
 from _timing import Op
 
 from kvstore import KVStore
-from kvstore._sqlite_sql import SQL_CURRENT, SQL_GET, SQL_GET_MANY, SQL_NEXT_VERSION, SQL_PUT, SQL_SCAN
+from kvstore._sqlite_sql import (
+    SQL_CURRENT,
+    SQL_GET,
+    SQL_GET_MANY,
+    SQL_NEXT_VERSION,
+    SQL_PUT,
+    SQL_REPLACE_LIVE,
+    SQL_SCAN,
+)
 
 NS: Final = "default"
 CONTENT_TYPE: Final = "application/json"
@@ -189,17 +197,18 @@ class RawPeer(Peer):
         return op
 
     def set_tx_floor(self, w: Workload) -> Op:
-        """Exactly the statements of kvstore's set: BEGIN IMMEDIATE, current, next version, upsert, COMMIT."""
+        """Exactly the statements of kvstore's set: BEGIN IMMEDIATE, next version, replace the live entry
+        (an insert only when there is none), COMMIT."""
         execute, hits, value = self.conn.execute, w.hits, w.value
 
         def op(i: int) -> None:
             key, now = hits[i], now_us()
             data = msgpack.packb(value)
             execute("BEGIN IMMEDIATE")
-            current = execute(SQL_CURRENT, (NS, key, now)).fetchone()
             version = execute(SQL_NEXT_VERSION).fetchone()[0]
-            created = now if current is None else current[1]
-            execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, version, created, now, None, None, False))
+            replace = (data, CONTENT_TYPE, None, version, now, None, None, False, NS, key, now)
+            if execute(SQL_REPLACE_LIVE, replace).rowcount != 1:
+                execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, version, now, now, None, None, False))
             execute("COMMIT")
 
         return op

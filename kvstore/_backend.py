@@ -19,6 +19,10 @@ Row: TypeAlias = tuple[str, bytes, int, str | None, str, int, int, int | None, i
 created_us, updated_us, expires_us, ttl_us, refresh_on_access (0 or 1). Times are epoch microseconds.
 Plain tuples, because the driver's rows are already tuples and the read path is hot."""
 
+PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
+"""The arguments of ``Transaction.put``, in order: namespace, key, value, content_type, metadata, version,
+created_us, updated_us, expires_us, ttl_us, refresh_on_access."""
+
 Current: TypeAlias = tuple[int, int]
 """What a write needs to know of a live entry: (version, created_us)."""
 
@@ -47,6 +51,19 @@ class Transaction(Protocol):
         refresh_on_access: bool,
     ) -> None:
         """Insert or wholly replace the entry at ``key``."""
+
+    def replace_live(self, row: PutRow, now_us: int) -> bool:
+        """Replace the live entry at ``row``'s key whole, but keep its created_us (``row``'s is ignored).
+
+        False, with nothing written, if no entry is live there. Lets a write that needs no check learn
+        whether it creates its key without reading it first: one statement instead of two.
+        """
+
+    def put_many(self, rows: Sequence[PutRow]) -> None:
+        """``put`` each row, in order (a backend can send them all at once)."""
+
+    def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
+        """The live entries among ``keys`` (distinct), by key; absent keys have none."""
 
     def delete(self, namespace: str, key: str) -> None:
         """Remove the entry at ``key``, live or not."""

@@ -9,7 +9,7 @@ from ._backend import Backend, Row, Transaction
 from ._codec import decode_metadata, decode_value, format_versionstamp, from_epoch_us
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
-from ._models import Entry, KeyPage, Page
+from ._models import Entry, KeyPage, Page, make_entry
 from ._validation import check_flag, check_prefix
 
 # Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
@@ -106,14 +106,15 @@ def delete_range_batch(
 
 def entry_from_row(row: Row) -> Entry:
     key, value, version, metadata, content_type, created_us, updated_us, expires_us, _ttl, _refresh = row
-    return Entry(
-        key=key,
-        value=decode_value(value),
-        versionstamp=format_versionstamp(version),
-        metadata=decode_metadata(metadata),
-        content_type=content_type,
-        size_bytes=len(value),
-        created_at=from_epoch_us(created_us),
-        updated_at=from_epoch_us(updated_us),
-        expires_at=None if expires_us is None else from_epoch_us(expires_us),
+    created_at = from_epoch_us(created_us)
+    return make_entry(
+        key,
+        decode_value(value),
+        format_versionstamp(version),
+        decode_metadata(metadata),
+        content_type,
+        len(value),
+        created_at,
+        created_at if updated_us == created_us else from_epoch_us(updated_us),
+        None if expires_us is None else from_epoch_us(expires_us),
     )

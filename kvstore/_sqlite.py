@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
-from ._backend import Current, Row
+from ._backend import Current, PutRow, Row
 from ._errors import (
     KVError,
     NotADatabaseError,
@@ -29,6 +29,7 @@ from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 from ._sqlite_sql import (
     SQL_COUNT,
     SQL_CURRENT,
+    SQL_CURRENT_MANY,
     SQL_DATA_VERSION,
     SQL_DELETE,
     SQL_DELETE_THROUGH,
@@ -41,6 +42,7 @@ from ._sqlite_sql import (
     SQL_PUT,
     SQL_RANGE_BATCH,
     SQL_REFRESH,
+    SQL_REPLACE_LIVE,
     SQL_REVISIONS,
     SQL_SCAN,
     SQL_SCAN_AFTER,
@@ -116,6 +118,35 @@ class _Tx:
                 refresh_on_access,
             ),
         )
+
+    def replace_live(self, row: PutRow, now_us: int) -> bool:
+        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
+        params = (
+            value,
+            content_type,
+            metadata,
+            version,
+            updated_us,
+            expires_us,
+            ttl_us,
+            refresh,
+            namespace,
+            key,
+            now_us,
+        )
+        return self._conn.execute(SQL_REPLACE_LIVE, params).rowcount == 1
+
+    def put_many(self, rows: Sequence[PutRow]) -> None:
+        self._conn.executemany(SQL_PUT, rows)
+
+    def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
+        found: dict[str, Current] = {}
+        for i in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[i : i + _IN_CHUNK]
+            sql = SQL_CURRENT_MANY + "(" + ", ".join("?" * len(chunk)) + ")"
+            for key, version, created_us in self._conn.execute(sql, (namespace, now_us, *chunk)):
+                found[key] = (version, created_us)
+        return found
 
     def delete(self, namespace: str, key: str) -> None:
         self._conn.execute(SQL_DELETE, (namespace, key))

@@ -49,6 +49,16 @@ SQL_PUT: Final = (
     " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
     " refresh_on_access = excluded.refresh_on_access"
 )
+# A write that needs no check replaces a live entry in place (created_us stays); no row changed means
+# there was none, and SQL_PUT then inserts (or replaces an expired row). So a set of an existing key is
+# one statement, not a read and then a write.
+SQL_REPLACE_LIVE: Final = (
+    "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
+    f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND {_LIVE}"
+)
+SQL_CURRENT_MANY: Final = (
+    f"SELECT key, version, created_us FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+)
 SQL_DELETE: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key = ?"
 # The subquery walks the partial index on expires_us, so a purge never scans permanent entries.
 SQL_PURGE: Final = (

@@ -230,7 +230,10 @@ def _unique_key_index(conn: sqlite3.Connection) -> str:
     raise AssertionError("no unique index on kvstore_entries (namespace, key)")
 
 
-@pytest.mark.parametrize("name", ["SQL_GET", "SQL_GET_MANY", "SQL_CURRENT", "SQL_REFRESH", "SQL_DELETE"])
+@pytest.mark.parametrize(
+    "name",
+    ["SQL_GET", "SQL_GET_MANY", "SQL_CURRENT", "SQL_CURRENT_MANY", "SQL_REFRESH", "SQL_REPLACE_LIVE", "SQL_DELETE"],
+)
 def test_point_statements_use_the_unique_key_index(migrated: sqlite3.Connection, name: str) -> None:
     from kvstore import _sqlite_sql as _sqlite
 
