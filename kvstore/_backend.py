@@ -59,6 +59,13 @@ class Transaction(Protocol):
         whether it creates its key without reading it first: one statement instead of two.
         """
 
+    def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
+        """Write ``row`` only if the live entry at its key has version ``expected`` (None: only if no entry
+        is live), keeping a replaced entry's created_us; False, with nothing written, otherwise.
+
+        A conditional set's check and write in one statement.
+        """
+
     def put_many(self, rows: Sequence[PutRow]) -> None:
         """``put`` each row, in order (a backend can send them all at once)."""
 

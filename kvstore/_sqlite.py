@@ -40,6 +40,8 @@ from ._sqlite_sql import (
     SQL_NEXT_VERSION,
     SQL_PURGE,
     SQL_PUT,
+    SQL_PUT_IF_ABSENT,
+    SQL_PUT_IF_VERSION,
     SQL_RANGE_BATCH,
     SQL_REFRESH,
     SQL_REPLACE_LIVE,
@@ -135,6 +137,13 @@ class _Tx:
             now_us,
         )
         return self._conn.execute(SQL_REPLACE_LIVE, params).rowcount == 1
+
+    def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
+        if expected is None:
+            return self._conn.execute(SQL_PUT_IF_ABSENT, (*row, now_us)).rowcount == 1
+        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
+        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
+        return self._conn.execute(SQL_PUT_IF_VERSION, (*params, expected, now_us)).rowcount == 1
 
     def put_many(self, rows: Sequence[PutRow]) -> None:
         self._conn.executemany(SQL_PUT, rows)

@@ -56,6 +56,13 @@ SQL_REPLACE_LIVE: Final = (
     "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
     f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND {_LIVE}"
 )
+# A conditional set checks and writes in one statement: replace only the live entry of that version, or
+# insert only where no entry is live (an expired one is replaced). No row changed means the check failed.
+SQL_PUT_IF_VERSION: Final = (
+    "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
+    f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND version = ? AND {_LIVE}"
+)
+SQL_PUT_IF_ABSENT: Final = SQL_PUT + " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= ?"
 SQL_CURRENT_MANY: Final = (
     f"SELECT key, version, created_us FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
 )

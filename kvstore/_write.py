@@ -192,8 +192,21 @@ def _combine(mutation: Arith, stored: object) -> int:
 BULK_FROM: Final = 16
 
 
+class _NothingWritten(Exception):
+    """Raised inside a transaction to roll it back (undoing the versionstamp it drew) with this outcome."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
 def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int) -> Outcome:
     """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes."""
+    if len(mutations) == 1 and type(mutations[0]) is Put:
+        put = mutations[0]
+        if (not checks and not put.overwrite) or (
+            len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key)
+        ):
+            return _conditional_put(backend, put, checks[0].versionstamp if checks else None, now_us)
     wanted = [None if c.versionstamp is None else parse_versionstamp(c.versionstamp) for c in checks]
 
     def body(tx: Transaction) -> Outcome:
@@ -278,6 +291,32 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
         return Outcome(True, stamp, [], found_live, applied, kept)
 
     return backend.transact(body)
+
+
+def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: int) -> Outcome:
+    """One put on the condition that the live entry at its key has ``expected`` (None: that there is none).
+
+    The shape of every conditional ``set``: check and write are one statement. The version is drawn first,
+    so a failed condition rolls the transaction back, after reading the current versionstamp to report.
+    With a check (``expected`` given, or ``if_not_exists``) a failure is a failed check; without one
+    (``overwrite=False``) it is a put that left the live entry alone.
+    """
+    wanted = None if expected is None else parse_versionstamp(expected)
+    is_check = expected is not None or put.overwrite
+
+    def body(tx: Transaction) -> Outcome:
+        version = tx.next_version()
+        if tx.put_if(_put_row(put, version, now_us, now_us), wanted, now_us):
+            return Outcome(True, format_versionstamp(version), [], [expected is not None], [True], [None])
+        stamp = _stamp(tx.current(put.namespace, put.key, now_us))
+        if is_check:
+            raise _NothingWritten(Outcome(False, None, [(0, stamp)], [], [], []))
+        raise _NothingWritten(Outcome(True, None, [], [stamp is not None], [False], [stamp]))
+
+    try:
+        return backend.transact(body)
+    except _NothingWritten as stop:
+        return stop.outcome
 
 
 def _put_row(mutation: Put, version: int, created_us: int, now_us: int) -> PutRow:

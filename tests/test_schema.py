@@ -232,7 +232,16 @@ def _unique_key_index(conn: sqlite3.Connection) -> str:
 
 @pytest.mark.parametrize(
     "name",
-    ["SQL_GET", "SQL_GET_MANY", "SQL_CURRENT", "SQL_CURRENT_MANY", "SQL_REFRESH", "SQL_REPLACE_LIVE", "SQL_DELETE"],
+    [
+        "SQL_GET",
+        "SQL_GET_MANY",
+        "SQL_CURRENT",
+        "SQL_CURRENT_MANY",
+        "SQL_REFRESH",
+        "SQL_REPLACE_LIVE",
+        "SQL_PUT_IF_VERSION",
+        "SQL_DELETE",
+    ],
 )
 def test_point_statements_use_the_unique_key_index(migrated: sqlite3.Connection, name: str) -> None:
     from kvstore import _sqlite_sql as _sqlite
