@@ -406,7 +406,10 @@ class SQLiteBackend:
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, namespace: str, key: str, now_us: int) -> Row | None:
-        conn = self._conn()
+        try:
+            conn: _Connection = self._local.conn
+        except AttributeError:
+            conn = self._open()
         with conn.lock:
             try:
                 row: Row | None = conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
