@@ -53,6 +53,7 @@ from ._sqlite_sql import (
     SQL_SCAN_KEYS_REVERSE,
     SQL_SCAN_REVERSE,
     SQL_STATS,
+    SQL_STEP_VERSION,
 )
 
 T = TypeVar("T")
@@ -72,6 +73,8 @@ class _Connection(sqlite3.Connection):
     """
 
     lock: threading.RLock
+    # The versionstamp counter as this connection last drew it (-1: not yet); see _Tx.next_version.
+    last_version: int
 
 
 class _Tx:
@@ -79,7 +82,7 @@ class _Tx:
 
     __slots__ = ("_conn",)
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: _Connection) -> None:
         self._conn = conn
 
     def current(self, namespace: str, key: str, now_us: int) -> Current | None:
@@ -87,7 +90,17 @@ class _Tx:
         return row
 
     def next_version(self) -> int:
-        version: int = self._conn.execute(SQL_NEXT_VERSION).fetchone()[0]
+        # Guess that no other connection has drawn since this one did: then the counter steps from the
+        # known value with a plain UPDATE. A wrong guess (another writer, a rolled-back transaction)
+        # changes nothing, and the counter is read as it is. Either way the version is the counter + 1,
+        # written in this transaction, under the write lock.
+        conn = self._conn
+        known = conn.last_version
+        if known >= 0 and conn.execute(SQL_STEP_VERSION, (known + 1, known)).rowcount == 1:
+            version = known + 1
+        else:
+            version = conn.execute(SQL_NEXT_VERSION).fetchone()[0]
+        conn.last_version = version
         return version
 
     def put(
@@ -279,6 +292,7 @@ class SQLiteBackend:
             raise self._translate(exc) from exc
         assert isinstance(conn, _Connection)
         conn.lock = threading.RLock()
+        conn.last_version = -1
         return conn
 
     def _check_header(self) -> None:
@@ -555,7 +569,7 @@ class SQLiteBackend:
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, body: Callable[[_Connection], T]) -> T:
         conn = self._conn()
         with conn.lock:
             try:

@@ -41,6 +41,10 @@ SQL_REFRESH: Final = (
 )
 SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
 SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+# The same step when the connection knows the counter's value: it changes nothing unless the counter is
+# still that value (no other connection wrote since), and then SQL_NEXT_VERSION runs instead. Cheaper than
+# RETURNING (no result to build and fetch), and still one counter write in the writer's own transaction.
+SQL_STEP_VERSION: Final = "UPDATE kvstore_versionstamp SET version = ? WHERE id = 1 AND version = ?"
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
     " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
