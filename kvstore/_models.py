@@ -47,6 +47,33 @@ class Entry:
     expires_at: datetime | None
 
 
+_RESULT_SLOTS: Final = tuple(SetResult.__dict__[name].__set__ for name in SetResult.__dataclass_fields__)
+
+
+def make_set_result(
+    ok: bool,
+    committed: bool,
+    versionstamp: str | None,
+    created: bool,
+    key: str,
+    expires_at: datetime | None,
+    content_type: str,
+    size_bytes: int,
+) -> SetResult:
+    """``SetResult(...)`` with positional fields, faster (see ``make_entry``)."""
+    result: SetResult = object.__new__(SetResult)
+    s_ok, s_committed, s_stamp, s_created, s_key, s_expires, s_type, s_size = _RESULT_SLOTS
+    s_ok(result, ok)
+    s_committed(result, committed)
+    s_stamp(result, versionstamp)
+    s_created(result, created)
+    s_key(result, key)
+    s_expires(result, expires_at)
+    s_type(result, content_type)
+    s_size(result, size_bytes)
+    return result
+
+
 # Every entry read goes through ``make_entry``: it fills the slots directly, skipping the frozen dataclass's
 # __init__, which sets each of the nine fields through object.__setattr__ (a third of the cost of a get's
 # Python). The result is an ordinary Entry: frozen, equal and hashable as one built by Entry(...).

@@ -20,7 +20,7 @@ from ._backend import Backend, Row
 from ._codec import default_content_type, encode_value, from_epoch_us
 from ._errors import ConfigurationError, InvalidOptionsError, StorageError
 from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
-from ._models import Entry, KeyPage, Page, SetResult
+from ._models import Entry, KeyPage, Page, SetResult, make_set_result
 from ._validation import MAX_TTL_US, check_key, check_namespace, check_set_options, check_versionstamp
 from ._watch import Watch
 from ._write import Check, Delete, Put, commit, prepare_put
@@ -197,7 +197,7 @@ class Namespace:
             ok, committed, versionstamp, created = True, True, outcome.versionstamp, not outcome.found[0]
             shared.committed()
         expires_us = put.expires_us(now_us)
-        return SetResult(
+        return make_set_result(
             ok,
             committed,
             versionstamp,

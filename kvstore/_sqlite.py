@@ -570,7 +570,10 @@ class SQLiteBackend:
     # -- writes ------------------------------------------------------------------------------------------
 
     def _write(self, body: Callable[[_Connection], T]) -> T:
-        conn = self._conn()
+        try:
+            conn: _Connection = self._local.conn
+        except AttributeError:
+            conn = self._open()
         with conn.lock:
             try:
                 # IMMEDIATE takes the write lock now, waiting up to the busy timeout, instead of failing at

@@ -203,6 +203,8 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
     """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes."""
     if len(mutations) == 1 and type(mutations[0]) is Put:
         put = mutations[0]
+        if not checks and put.overwrite:
+            return _blind_put(backend, put, now_us)
         if (not checks and not put.overwrite) or (
             len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key)
         ):
@@ -289,6 +291,20 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
             tx.put_many(pending)
         stamp = None if version is None else format_versionstamp(version)
         return Outcome(True, stamp, [], found_live, applied, kept)
+
+    return backend.transact(body)
+
+
+def _blind_put(backend: Backend, put: Put, now_us: int) -> Outcome:
+    """One put with no condition, the shape of a plain ``set``: what ``commit`` does, without its
+    bookkeeping for many mutations."""
+
+    def body(tx: Transaction) -> Outcome:
+        row = _put_row(put, tx.next_version(), now_us, now_us)
+        replaced = tx.replace_live(row, now_us)
+        if not replaced:
+            tx.put(*row)
+        return Outcome(True, format_versionstamp(row[5]), [], [replaced], [True], [None])
 
     return backend.transact(body)
 
