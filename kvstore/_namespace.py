@@ -142,22 +142,27 @@ class Namespace:
         """
         shared = self._shared
         if (
-            if_versionstamp is None
-            and if_not_exists is False
-            and overwrite is True
-            and expire_in is None
+            expire_in is None
             and expire_at is None
             and refresh_on_access is False
             and metadata is None
             and content_type is None
         ):
-            # A plain set (every option at its default, so every option valid): only key and value need
-            # checking, and there is no expiry to compute. (Errors come in the order of the general path.)
+            # No expiry, metadata or content type (the common sets, conditional or not): only the flags,
+            # the key and the value need checking. (Errors come in the order of the general path.)
+            if if_versionstamp is not None or if_not_exists is not False or overwrite is not True:
+                check_set_options(
+                    if_versionstamp=if_versionstamp,
+                    if_not_exists=if_not_exists,
+                    overwrite=overwrite,
+                    expire_in=None,
+                    expire_at=None,
+                    refresh_on_access=False,
+                )
             now_us = shared.now_us()
             check_key(key)
             data = encode_value(value, shared.max_value_size)
-            put = Put(self._name, key, data, default_content_type(value), None, None, None, False)
-            checks: list[Check] = []
+            put = Put(self._name, key, data, default_content_type(value), None, None, None, False, overwrite)
         else:
             check_set_options(
                 if_versionstamp=if_versionstamp,
@@ -182,11 +187,12 @@ class Namespace:
                 content_type=content_type,
                 overwrite=overwrite,
             )
+        if if_versionstamp is not None:
+            checks = [Check(self._name, key, if_versionstamp)]
+        elif if_not_exists:
+            checks = [Check(self._name, key, None)]
+        else:
             checks = []
-            if if_versionstamp is not None:
-                checks.append(Check(self._name, key, if_versionstamp))
-            elif if_not_exists:
-                checks.append(Check(self._name, key, None))
         outcome = commit(shared.backend, checks, [put], now_us)
 
         if not outcome.ok:
