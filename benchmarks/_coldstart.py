@@ -8,6 +8,7 @@ between peers; one unmeasured run per peer first warms the OS cache and the byte
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -42,10 +43,19 @@ def _program(name: str, where: str, key: str) -> str:
     )
 
 
+# The warm-up run must be able to write bytecode caches: pip compiled the peers' modules when it installed
+# them, but an editable (development) install of kvstore has none until a run writes them, and with
+# PYTHONDONTWRITEBYTECODE set every measured run would compile kvstore from source while the peers load
+# bytecode.
+_ENV = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _run_once(program: str) -> tuple[float, float]:
     """(seconds inside the process, seconds of the whole process)."""
     begin = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False, env=_ENV
+    )
     whole = time.perf_counter() - begin
     if done.returncode != 0:
         raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed")

@@ -14,7 +14,17 @@ from _peers import Failed, Peer
 from _timing import Op
 
 from kvstore import KVStore
-from kvstore._sqlite_sql import SQL_CURRENT, SQL_GET, SQL_GET_MANY, SQL_NEXT_VERSION, SQL_PUT, SQL_SCAN
+from kvstore._sqlite_sql import (
+    SQL_CURRENT,
+    SQL_GET,
+    SQL_GET_MANY,
+    SQL_LAST_VERSION,
+    SQL_NEXT_VERSION,
+    SQL_PUT,
+    SQL_REPLACE_LIVE,
+    SQL_SCAN,
+    SQL_STEP_VERSION,
+)
 
 NS: Final = "default"
 CONTENT_TYPE: Final = "application/json"
@@ -189,18 +199,24 @@ class RawPeer(Peer):
         return op
 
     def set_tx_floor(self, w: Workload) -> Op:
-        """Exactly the statements of kvstore's set: BEGIN IMMEDIATE, current, next version, upsert, COMMIT."""
+        """Exactly the statements of kvstore's set: BEGIN IMMEDIATE, step the versionstamp counter from the
+        value last drawn (SQL_NEXT_VERSION only if another writer moved it), replace the live entry (an
+        insert only when there is none), COMMIT."""
         execute, hits, value = self.conn.execute, w.hits, w.value
+        last = [execute(SQL_LAST_VERSION).fetchone()[0]]
 
         def op(i: int) -> None:
             key, now = hits[i], now_us()
             data = msgpack.packb(value)
             execute("BEGIN IMMEDIATE")
-            current = execute(SQL_CURRENT, (NS, key, now)).fetchone()
-            version = execute(SQL_NEXT_VERSION).fetchone()[0]
-            created = now if current is None else current[1]
-            execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, version, created, now, None, None, False))
+            version = last[0] + 1
+            if execute(SQL_STEP_VERSION, (version, last[0])).rowcount != 1:
+                version = execute(SQL_NEXT_VERSION).fetchone()[0]
+            replace = (data, CONTENT_TYPE, None, version, now, None, None, False, NS, key, now)
+            if execute(SQL_REPLACE_LIVE, replace).rowcount != 1:
+                execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, version, now, now, None, None, False))
             execute("COMMIT")
+            last[0] = version
 
         return op
 
@@ -259,7 +275,7 @@ class RawPeer(Peer):
         def op(i: int) -> None:
             prefix = prefixes[i]
             end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-            rows = execute(SQL_SCAN, (NS, prefix, end, "", now_us(), 101)).fetchall()
+            rows = execute(SQL_SCAN, (NS, prefix, end, now_us(), 101)).fetchall()
             if len([unpack(row[1]) for row in rows[:100]]) != 100:
                 raise Failed(prefix)
 

@@ -40,7 +40,7 @@ def header(data: Data) -> list[str]:
         f"- **Machine:** {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable){memory}; {m['os']}",
         f"- **Software:** {m['python']}, SQLite {m['sqlite']}; peers: {available}",
         f"- **kvstore measured:** commit {m.get('kvstore_commit') or 'unknown'}",
-        f"- **Databases in:** `{m['workdir']}` ({m['workdir_filesystem'] or 'filesystem unknown'})",
+        f"- **Databases in:** {_where(m)}",
         f"- **Load average (1 min, after each step):** {_load(m.get('load_average'))} on {m['cores']} cores (the"
         " run keeps about one core busy; more means other work shared the machine: absolute times suffer,"
         " ratios less, since peers alternate in rounds)",
@@ -157,3 +157,11 @@ def extra_sections(data: Data) -> list[str]:
     if notes:
         lines += ["", "## Notes", "", *[f"- {note}" for note in notes]]
     return lines
+
+
+def _where(m: dict[str, Any]) -> str:
+    """Where the databases were, without this machine's paths (the report is meant to be quoted)."""
+    kind = "a temporary directory" if m.get("workdir_is_temporary", True) else "the --workdir directory"
+    filesystem = m.get("workdir_filesystem")
+    # _machine reports "TYPE (DEVICE on MOUNT POINT)": keep the type only.
+    return f"{kind} on {filesystem.split(' (')[0]}" if filesystem else f"{kind} (filesystem unknown)"

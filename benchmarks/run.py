@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "seed": args.seed,
         "sizes": dataclasses.asdict(sizes),
-        "machine": machine_info(workdir),
+        "machine": {**machine_info(workdir), "workdir_is_temporary": args.workdir is None},
         "peers": {},
         "scenarios": {},
         "notes": [],

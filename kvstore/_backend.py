@@ -52,6 +52,26 @@ class Transaction(Protocol):
     ) -> None:
         """Insert or wholly replace the entry at ``key``."""
 
+    def replace_live(self, row: PutRow, now_us: int) -> bool:
+        """Replace the live entry at ``row``'s key whole, but keep its created_us (``row``'s is ignored).
+
+        False, with nothing written, if no entry is live there. Lets a write that needs no check learn
+        whether it creates its key without reading it first: one statement instead of two.
+        """
+
+    def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
+        """Write ``row`` only if the live entry at its key has version ``expected`` (None: only if no entry
+        is live), keeping a replaced entry's created_us; False, with nothing written, otherwise.
+
+        A conditional set's check and write in one statement.
+        """
+
+    def put_many(self, rows: Sequence[PutRow]) -> None:
+        """``put`` each row, in order (a backend can send them all at once)."""
+
+    def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
+        """The live entries among ``keys`` (distinct), by key; absent keys have none."""
+
     def delete(self, namespace: str, key: str) -> None:
         """Remove the entry at ``key``, live or not."""
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Final
 
 from ._backend import Backend, Row, Transaction
-from ._codec import decode_metadata, decode_value, format_versionstamp, from_epoch_us
+from ._codec import _INSTANTS, decode_metadata, decode_value, from_epoch_us
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
-from ._models import Entry, KeyPage, Page
+from ._models import Entry, KeyPage, Page, make_entry
 from ._validation import check_flag, check_prefix
 
 # Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
@@ -105,15 +105,18 @@ def delete_range_batch(
 
 
 def entry_from_row(row: Row) -> Entry:
+    """The Entry of a stored row. Every read builds its entries here, so the common cases are inlined:
+    no metadata, and instants recently built (see ``_codec.from_epoch_us``)."""
     key, value, version, metadata, content_type, created_us, updated_us, expires_us, _ttl, _refresh = row
-    return Entry(
-        key=key,
-        value=decode_value(value),
-        versionstamp=format_versionstamp(version),
-        metadata=decode_metadata(metadata),
-        content_type=content_type,
-        size_bytes=len(value),
-        created_at=from_epoch_us(created_us),
-        updated_at=from_epoch_us(updated_us),
-        expires_at=None if expires_us is None else from_epoch_us(expires_us),
+    created_at = _INSTANTS.get(created_us) or from_epoch_us(created_us)
+    return make_entry(
+        key,
+        decode_value(value),
+        "%016x0000" % version,  # noqa: UP031  # format_versionstamp, inlined
+        {} if metadata is None else decode_metadata(metadata),
+        content_type,
+        len(value),
+        created_at,
+        created_at if updated_us == created_us else _INSTANTS.get(updated_us) or from_epoch_us(updated_us),
+        None if expires_us is None else from_epoch_us(expires_us),
     )

@@ -7,7 +7,6 @@ when a database actually needs an upgrade.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Final
 
 from ._errors import SchemaVersionError
@@ -37,6 +36,8 @@ def needs_upgrade(found: Sequence[str]) -> bool:
 
 def upgrade(connection: Connection) -> None:
     """Upgrade the database behind ``connection`` to ``HEAD`` inside the caller's transaction."""
+    from importlib import resources  # costs ~8 ms at import (tempfile, shutil...): only a migration needs it
+
     from alembic import command
     from alembic.config import Config
 

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from ._atomic import AtomicOperation
 from ._backend import Backend, Row
-from ._codec import from_epoch_us
+from ._codec import default_content_type, encode_value, from_epoch_us
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
-from ._models import Entry, KeyPage, Page, SetResult
+from ._models import Entry, KeyPage, Page, SetResult, make_set_result
 from ._validation import MAX_TTL_US, check_key, check_keys, check_namespace, check_set_options, check_versionstamp
 from ._watch import Watch
-from ._write import Check, Delete, commit, prepare_put
+from ._write import Check, Delete, Put, commit, prepare_put
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
@@ -31,26 +31,50 @@ _REFRESH_ATTEMPTS: Final = 8
 _LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
 
 
-@dataclass(slots=True)
+def _system_now_us() -> int:
+    return time.time_ns() // 1000
+
+
 class _Shared:
     """What every namespace view of one store shares: backend, clock, limits, and the commit signal."""
 
-    backend: Backend
-    clock: Callable[[], float]
-    max_value_size: int
-    max_metadata_size: int
-    max_checks: int
-    max_mutations: int
-    max_commit_size: int
-    purge_batch_size: int
-    auto_purge_every: int
-    writes: int = 0
-    # Watchers in this process wait on ``changed``; ``commits`` counts the writes they were told about.
-    changed: threading.Condition = field(default_factory=threading.Condition)
-    commits: int = 0
-    watchers: int = 0
+    __slots__ = (
+        "auto_purge_every", "backend", "changed", "clock", "commits", "max_checks", "max_commit_size",
+        "max_metadata_size", "max_mutations", "max_value_size", "now_us", "purge_batch_size", "watchers", "writes",
+    )  # fmt: skip
 
-    def now_us(self) -> int:
+    def __init__(
+        self,
+        backend: Backend,
+        clock: Callable[[], float],
+        max_value_size: int,
+        max_metadata_size: int,
+        max_checks: int,
+        max_mutations: int,
+        max_commit_size: int,
+        purge_batch_size: int,
+        auto_purge_every: int,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.max_value_size = max_value_size
+        self.max_metadata_size = max_metadata_size
+        self.max_checks = max_checks
+        self.max_mutations = max_mutations
+        self.max_commit_size = max_commit_size
+        self.purge_batch_size = purge_batch_size
+        self.auto_purge_every = auto_purge_every
+        self.writes = 0
+        # Watchers in this process wait on ``changed``; ``commits`` counts the writes they were told about.
+        self.changed = threading.Condition()
+        self.commits = 0
+        self.watchers = 0
+        # The system clock needs none of the checks a caller's clock gets, nor float rounding: read it in
+        # integer nanoseconds. (Chosen once: the clock of a store never changes.)
+        self.now_us: Callable[[], int] = _system_now_us if clock is time.time else self._checked_now_us
+
+    def _checked_now_us(self) -> int:
+        """Now from the caller's clock, checked to be an instant that kvstore can store."""
         now = self.clock()
         if type(now) is not float and type(now) is not int:
             raise ConfigurationError(f"the store's clock must return epoch seconds as a number, not {now!r}")
@@ -117,53 +141,77 @@ class Namespace:
         ``expire_in`` is in milliseconds (60,000 to 31,536,000,000); ``expire_at`` is an aware datetime.
         """
         shared = self._shared
-        check_set_options(
-            if_versionstamp=if_versionstamp,
-            if_not_exists=if_not_exists,
-            overwrite=overwrite,
-            expire_in=expire_in,
-            expire_at=expire_at,
-            refresh_on_access=refresh_on_access,
-        )
-        now_us = shared.now_us()
-        put = prepare_put(
-            self._name,
-            key,
-            value,
-            now_us=now_us,
-            max_value_size=shared.max_value_size,
-            max_metadata_size=shared.max_metadata_size,
-            expire_in=expire_in,
-            expire_at=expire_at,
-            refresh_on_access=refresh_on_access,
-            metadata=metadata,
-            content_type=content_type,
-            overwrite=overwrite,
-        )
-        checks: list[Check] = []
+        if (
+            expire_in is None
+            and expire_at is None
+            and refresh_on_access is False
+            and metadata is None
+            and content_type is None
+        ):
+            # No expiry, metadata or content type (the common sets, conditional or not): only the flags,
+            # the key and the value need checking. (Errors come in the order of the general path.)
+            if if_versionstamp is not None or if_not_exists is not False or overwrite is not True:
+                check_set_options(
+                    if_versionstamp=if_versionstamp,
+                    if_not_exists=if_not_exists,
+                    overwrite=overwrite,
+                    expire_in=None,
+                    expire_at=None,
+                    refresh_on_access=False,
+                )
+            now_us = shared.now_us()
+            check_key(key)
+            data = encode_value(value, shared.max_value_size)
+            put = Put(self._name, key, data, default_content_type(value), None, None, None, False, overwrite)
+        else:
+            check_set_options(
+                if_versionstamp=if_versionstamp,
+                if_not_exists=if_not_exists,
+                overwrite=overwrite,
+                expire_in=expire_in,
+                expire_at=expire_at,
+                refresh_on_access=refresh_on_access,
+            )
+            now_us = shared.now_us()
+            put = prepare_put(
+                self._name,
+                key,
+                value,
+                now_us=now_us,
+                max_value_size=shared.max_value_size,
+                max_metadata_size=shared.max_metadata_size,
+                expire_in=expire_in,
+                expire_at=expire_at,
+                refresh_on_access=refresh_on_access,
+                metadata=metadata,
+                content_type=content_type,
+                overwrite=overwrite,
+            )
         if if_versionstamp is not None:
-            checks.append(Check(self._name, key, if_versionstamp))
+            checks = [Check(self._name, key, if_versionstamp)]
         elif if_not_exists:
-            checks.append(Check(self._name, key, None))
+            checks = [Check(self._name, key, None)]
+        else:
+            checks = []
         outcome = commit(shared.backend, checks, [put], now_us)
 
         if not outcome.ok:
             ok, committed, versionstamp, created = False, False, outcome.failed[0][1], False
         elif not outcome.applied[0]:
-            ok, committed, versionstamp, created = True, False, outcome.previous[0], False
+            ok, committed, versionstamp, created = True, False, outcome.kept[0], False
         else:
-            ok, committed, versionstamp, created = True, True, outcome.versionstamp, outcome.previous[0] is None
+            ok, committed, versionstamp, created = True, True, outcome.versionstamp, not outcome.found[0]
             shared.committed()
         expires_us = put.expires_us(now_us)
-        return SetResult(
-            ok=ok,
-            committed=committed,
-            versionstamp=versionstamp,
-            created=created,
-            key=key,
-            expires_at=None if expires_us is None else from_epoch_us(expires_us),
-            content_type=put.content_type,
-            size_bytes=len(put.value),
+        return make_set_result(
+            ok,
+            committed,
+            versionstamp,
+            created,
+            key,
+            None if expires_us is None else from_epoch_us(expires_us),
+            put.content_type,
+            len(put.value),
         )
 
     def get(self, key: str) -> Entry | None:
@@ -172,9 +220,13 @@ class Namespace:
         shared = self._shared
         now_us = shared.now_us()
         row = shared.backend.get(self._name, key, now_us)
-        if row is not None and row[9]:
+        if row is None:
+            return None
+        if row[9]:
             row = self._refresh(row, now_us)
-        return None if row is None else entry_from_row(row)
+            if row is None:
+                return None
+        return entry_from_row(row)
 
     def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
         """The live entry (or None) for each of ``keys``, in order, read in one snapshot."""

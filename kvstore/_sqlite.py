@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
-from ._backend import Current, Row
+from ._backend import Row
 from ._errors import (
     KVError,
     NotADatabaseError,
@@ -26,134 +26,29 @@ from ._errors import (
     StoreUnavailableError,
 )
 from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
+from ._sqlite_fork import BACKENDS, FORKED, INHERITED_FILES, identity
 from ._sqlite_sql import (
     SQL_COUNT,
-    SQL_CURRENT,
-    SQL_DATA_VERSION,
-    SQL_DELETE,
-    SQL_DELETE_THROUGH,
     SQL_GET,
     SQL_GET_MANY,
     SQL_HAS_VERSION_TABLE,
     SQL_LAST_VERSION,
-    SQL_NEXT_VERSION,
     SQL_PURGE,
-    SQL_PUT,
-    SQL_RANGE_BATCH,
     SQL_REFRESH,
     SQL_REVISIONS,
     SQL_SCAN,
+    SQL_SCAN_AFTER,
     SQL_SCAN_KEYS,
+    SQL_SCAN_KEYS_AFTER,
     SQL_SCAN_KEYS_REVERSE,
     SQL_SCAN_REVERSE,
     SQL_STATS,
 )
+from ._sqlite_tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx
 
 T = TypeVar("T")
 
-_IN_CHUNK: Final = 500  # keys per IN (...) list; far below SQLite's bound-parameter limit
 _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
-
-
-class _Connection(sqlite3.Connection):
-    """A connection that can be weakly referenced (a dead thread's connection is freed, and closed) and
-    carries the lock its users hold around each use.
-
-    The lock is uncontended in normal use: each thread has its own connection. It is there because
-    closing an sqlite3 connection while another thread executes on it crashes the interpreter, so
-    ``close()`` takes every connection's lock first. An in-memory store's single connection is shared,
-    and its lock then also serialises the threads.
-    """
-
-    lock: threading.RLock
-
-
-class _Tx:
-    """The statements of one write transaction (see ``_backend.Transaction``)."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def current(self, namespace: str, key: str, now_us: int) -> Current | None:
-        row: Current | None = self._conn.execute(SQL_CURRENT, (namespace, key, now_us)).fetchone()
-        return row
-
-    def next_version(self) -> int:
-        version: int = self._conn.execute(SQL_NEXT_VERSION).fetchone()[0]
-        return version
-
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        version: int,
-        created_us: int,
-        updated_us: int,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-    ) -> None:
-        self._conn.execute(
-            SQL_PUT,
-            (
-                namespace,
-                key,
-                value,
-                content_type,
-                metadata,
-                version,
-                created_us,
-                updated_us,
-                expires_us,
-                ttl_us,
-                refresh_on_access,
-            ),
-        )
-
-    def delete(self, namespace: str, key: str) -> None:
-        self._conn.execute(SQL_DELETE, (namespace, key))
-
-    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
-        row: Row | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
-        return row
-
-    def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
-        return self._conn.execute(SQL_RANGE_BATCH, (now_us, namespace, start, end, limit)).fetchall()
-
-    def delete_through(self, namespace: str, start: str, last: str) -> None:
-        self._conn.execute(SQL_DELETE_THROUGH, (namespace, start, last))
-
-
-class _DataVersionProbe:
-    """``PRAGMA data_version`` on a connection of its own: it changes when any other connection commits."""
-
-    __slots__ = ("_conn", "_translate")
-
-    def __init__(self, conn: _Connection | None, translate: Callable[[sqlite3.Error], KVError]) -> None:
-        self._conn = conn
-        self._translate = translate
-
-    def __call__(self) -> int:
-        conn = self._conn
-        if conn is None:
-            return 0  # an in-memory database has no other connections to hear from
-        with conn.lock:
-            try:
-                version: int = conn.execute(SQL_DATA_VERSION).fetchone()[0]
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
-        return version
-
-    def close(self) -> None:
-        conn = self._conn
-        if conn is not None:
-            with conn.lock, contextlib.suppress(sqlite3.Error):  # waits for a probe in flight on another thread
-                conn.close()
 
 
 # SQLite primary result codes (the low byte of an extended code).
@@ -174,14 +69,14 @@ class SQLiteBackend:
         self._synchronous = synchronous
         self._closed = False
         self._local = threading.local()
-        self._conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
-        self._shared: _Connection | None = None  # the one connection of an in-memory database
+        self._conns: weakref.WeakSet[SQLiteConnection] = weakref.WeakSet()
+        self._shared: SQLiteConnection | None = None  # the one connection of an in-memory database
         self._registry = threading.Lock()
         self._forked = False
-        _BACKENDS.add(self)
+        BACKENDS.add(self)
         try:
-            if not self._memory and _identity(path) in _INHERITED_FILES:
-                raise StoreUnavailableError(_FORKED)
+            if not self._memory and identity(path) in INHERITED_FILES:
+                raise StoreUnavailableError(FORKED)
             self._check_header()
             self._prepare(self._conn())
         except BaseException:
@@ -190,19 +85,19 @@ class SQLiteBackend:
 
     # -- connections -------------------------------------------------------------------------------------
 
-    def _conn(self) -> _Connection:
+    def _conn(self) -> SQLiteConnection:
         try:
-            conn: _Connection = self._local.conn
+            conn: SQLiteConnection = self._local.conn
         except AttributeError:
             conn = self._open()
         return conn
 
-    def _open(self) -> _Connection:
+    def _open(self) -> SQLiteConnection:
         with self._registry:
             if self._closed:
                 raise StoreClosedError("the store is closed")
             if self._forked:
-                raise StoreUnavailableError(_FORKED)
+                raise StoreUnavailableError(FORKED)
             if self._shared is not None:
                 conn = self._shared
             else:
@@ -213,7 +108,7 @@ class SQLiteBackend:
         self._local.conn = conn
         return conn
 
-    def _connect(self) -> _Connection:
+    def _connect(self) -> SQLiteConnection:
         try:
             # isolation_level=None: the sqlite3 module must not open transactions behind our back; kvstore
             # issues BEGIN IMMEDIATE itself. check_same_thread=False only so close() may close every thread's
@@ -223,7 +118,7 @@ class SQLiteBackend:
                 timeout=self._busy_timeout,
                 isolation_level=None,
                 check_same_thread=False,
-                factory=_Connection,
+                factory=SQLiteConnection,
             )
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
@@ -235,8 +130,9 @@ class SQLiteBackend:
         except sqlite3.Error as exc:
             conn.close()
             raise self._translate(exc) from exc
-        assert isinstance(conn, _Connection)
+        assert isinstance(conn, SQLiteConnection)
         conn.lock = threading.RLock()
+        conn.last_version = -1
         return conn
 
     def _check_header(self) -> None:
@@ -364,7 +260,10 @@ class SQLiteBackend:
     # -- reads -------------------------------------------------------------------------------------------
 
     def get(self, namespace: str, key: str, now_us: int) -> Row | None:
-        conn = self._conn()
+        try:
+            conn: SQLiteConnection = self._local.conn
+        except AttributeError:
+            conn = self._open()
         with conn.lock:
             try:
                 row: Row | None = conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
@@ -374,7 +273,7 @@ class SQLiteBackend:
 
     def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:
         unique = list(dict.fromkeys(keys))
-        chunks = [unique[i : i + _IN_CHUNK] for i in range(0, len(unique), _IN_CHUNK)]
+        chunks = [unique[i : i + IN_CHUNK] for i in range(0, len(unique), IN_CHUNK)]
         rows: list[Row] = []
         conn = self._conn()
         with conn.lock:
@@ -403,8 +302,8 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[Row]:
-        sql = SQL_SCAN_REVERSE if reverse else SQL_SCAN
-        return self._range(sql, namespace, start, end, resume, reverse, limit, now_us)
+        sqls = (SQL_SCAN, SQL_SCAN_AFTER, SQL_SCAN_REVERSE)
+        return self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)
 
     def scan_keys(
         self,
@@ -416,12 +315,12 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[str]:
-        sql = SQL_SCAN_KEYS_REVERSE if reverse else SQL_SCAN_KEYS
-        return [row[0] for row in self._range(sql, namespace, start, end, resume, reverse, limit, now_us)]
+        sqls = (SQL_SCAN_KEYS, SQL_SCAN_KEYS_AFTER, SQL_SCAN_KEYS_REVERSE)
+        return [row[0] for row in self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)]
 
     def _range(
         self,
-        sql: str,
+        sqls: tuple[str, str, str],
         namespace: str,
         start: str,
         end: str,
@@ -430,9 +329,21 @@ class SQLiteBackend:
         limit: int | None,
         now_us: int,
     ) -> list[Row]:
-        """Run a range statement; past the resume key means below it in reverse, above it otherwise."""
-        past = resume if resume is not None else end if reverse else ""
-        params = (namespace, start, end, past, now_us, _NO_LIMIT if limit is None else limit)
+        """Run a range statement (from, after, reverse) with one bound on each side of the key.
+
+        Past the resume key means below it in reverse, above it otherwise; the tighter of the range's
+        bound and the resume key is the one SQLite seeks on. (A cursor is checked to belong to its listing,
+        but its key may still lie outside the range: then the range's own bound is the tighter.)
+        """
+        sql = sqls[0]
+        if resume is not None:
+            if reverse:
+                sql, end = sqls[2], min(end, resume)
+            elif resume >= start:
+                sql, start = sqls[1], resume
+        elif reverse:
+            sql = sqls[2]
+        params = (namespace, start, end, now_us, _NO_LIMIT if limit is None else limit)
         conn = self._conn()
         with conn.lock:
             try:
@@ -449,16 +360,16 @@ class SQLiteBackend:
                 raise self._translate(exc) from exc
         return found
 
-    def change_probe(self) -> _DataVersionProbe:
+    def change_probe(self) -> DataVersionProbe:
         if self._memory:
-            return _DataVersionProbe(None, self._translate)
+            return DataVersionProbe(None, self._translate)
         with self._registry:
             if self._closed:
                 raise StoreClosedError("the store is closed")
             # A connection of its own: data_version ignores commits made on the connection that asks.
             conn = self._connect()
             self._conns.add(conn)
-        return _DataVersionProbe(conn, self._translate)
+        return DataVersionProbe(conn, self._translate)
 
     def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
         conn = self._conn()
@@ -498,8 +409,11 @@ class SQLiteBackend:
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self._conn()
+    def _write(self, body: Callable[[SQLiteConnection], T]) -> T:
+        try:
+            conn: SQLiteConnection = self._local.conn
+        except AttributeError:
+            conn = self._open()
         with conn.lock:
             try:
                 # IMMEDIATE takes the write lock now, waiting up to the busy timeout, instead of failing at
@@ -520,69 +434,8 @@ class SQLiteBackend:
                 raise
         return result
 
-    def transact(self, body: Callable[[_Tx], T]) -> T:
-        return self._write(lambda conn: body(_Tx(conn)))
+    def transact(self, body: Callable[[SQLiteTx], T]) -> T:
+        return self._write(lambda conn: body(SQLiteTx(conn)))
 
     def purge_batch(self, now_us: int, limit: int) -> int:
         return self._write(lambda conn: conn.execute(SQL_PURGE, (now_us, limit)).rowcount)
-
-
-# -- fork safety -------------------------------------------------------------------------------------------
-# SQLite forbids using a connection in a child process, and even freeing one there runs sqlite3_close on
-# the parent's file. So the child starts with fresh connections and keeps the inherited ones referenced,
-# unclosed, for its whole life. They are pinned before the fork because the interpreter frees other
-# threads' state in the child before any after-fork hook runs.
-_BACKENDS: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
-_PINNED: list[object] = []
-_INHERITED: list[object] = []
-# Files open in the parent at the fork. SQLite's lock bookkeeping is per file and per process, and the child
-# inherits the parent's (the pinned connections keep it alive): a new connection to such a file in the
-# child would believe its locks held and take none, so the parent could delete the WAL under it.
-_PINNED_FILES: set[tuple[int, int] | None] = set()
-_INHERITED_FILES: set[tuple[int, int] | None] = set()
-_FORKED: Final = (
-    "this database file was open in the parent process when it forked, and SQLite cannot be used on it "
-    "safely in the child: open stores after fork(), or start workers with multiprocessing's 'spawn' or "
-    "'forkserver'"
-)
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-def _pin() -> None:
-    for backend in list(_BACKENDS):
-        if not backend._memory:
-            _PINNED.extend(backend._conns)
-            if backend._conns:
-                _PINNED_FILES.add(_identity(backend._path))
-
-
-def _unpin() -> None:
-    _PINNED.clear()
-    _PINNED_FILES.clear()
-
-
-def _reset_in_child() -> None:
-    _INHERITED.extend(_PINNED)
-    _PINNED.clear()
-    _INHERITED_FILES.update(_PINNED_FILES - {None})
-    _PINNED_FILES.clear()
-    for backend in list(_BACKENDS):
-        backend._registry = threading.Lock()
-        if backend._memory:
-            # The child owns a private copy of an in-memory database: keep using its one connection.
-            if backend._shared is not None:
-                backend._shared.lock = threading.RLock()
-            continue
-        backend._local = threading.local()
-        backend._conns = weakref.WeakSet()
-        backend._forked = True
-
-
-os.register_at_fork(before=_pin, after_in_parent=_unpin, after_in_child=_reset_in_child)

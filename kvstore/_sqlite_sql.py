@@ -19,19 +19,32 @@ _LIVE: Final = "(expires_us IS NULL OR expires_us > ?)"
 
 SQL_GET: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
 SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+# Each range statement bounds the key once from each side, so SQLite seeks straight to the first row of a
+# page: a second lower bound (the resume key beside the range's start) would only filter, row by row, making
+# every page rescan the whole listing before it. A forward page resumes strictly after its cursor's key, so it
+# has a statement of its own (key > ?); a reverse page's two upper bounds are both strict, and the caller
+# passes the smaller.
 SQL_SCAN: Final = (
     f"SELECT {_COLUMNS} FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_AFTER: Final = (
+    f"SELECT {_COLUMNS} FROM kvstore_entries"
+    f" WHERE namespace = ? AND key > ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
 )
 SQL_SCAN_REVERSE: Final = (
     f"SELECT {_COLUMNS} FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
 )
 SQL_REFRESH: Final = (
     "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
 )
 SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
 SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+# The same step when the connection knows the counter's value: it changes nothing unless the counter is
+# still that value (no other connection wrote since), and then SQL_NEXT_VERSION runs instead. Cheaper than
+# RETURNING (no result to build and fetch), and still one counter write in the writer's own transaction.
+SQL_STEP_VERSION: Final = "UPDATE kvstore_versionstamp SET version = ? WHERE id = 1 AND version = ?"
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
     " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -39,6 +52,23 @@ SQL_PUT: Final = (
     " metadata = excluded.metadata, version = excluded.version, created_us = excluded.created_us,"
     " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
     " refresh_on_access = excluded.refresh_on_access"
+)
+# A write that needs no check replaces a live entry in place (created_us stays); no row changed means
+# there was none, and SQL_PUT then inserts (or replaces an expired row). So a set of an existing key is
+# one statement, not a read and then a write.
+SQL_REPLACE_LIVE: Final = (
+    "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
+    f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND {_LIVE}"
+)
+# A conditional set checks and writes in one statement: replace only the live entry of that version, or
+# insert only where no entry is live (an expired one is replaced). No row changed means the check failed.
+SQL_PUT_IF_VERSION: Final = (
+    "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
+    f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND version = ? AND {_LIVE}"
+)
+SQL_PUT_IF_ABSENT: Final = SQL_PUT + " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= ?"
+SQL_CURRENT_MANY: Final = (
+    f"SELECT key, version, created_us FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
 )
 SQL_DELETE: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key = ?"
 # The subquery walks the partial index on expires_us, so a purge never scans permanent entries.
@@ -54,12 +84,14 @@ SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 SQL_SCAN_KEYS: Final = (
-    "SELECT key FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key > ? AND {_LIVE} ORDER BY key LIMIT ?"
+    f"SELECT key FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
+)
+SQL_SCAN_KEYS_AFTER: Final = (
+    f"SELECT key FROM kvstore_entries WHERE namespace = ? AND key > ? AND key < ? AND {_LIVE} ORDER BY key LIMIT ?"
 )
 SQL_SCAN_KEYS_REVERSE: Final = (
     "SELECT key FROM kvstore_entries"
-    f" WHERE namespace = ? AND key >= ? AND key < ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
+    f" WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE} ORDER BY key DESC LIMIT ?"
 )
 SQL_COUNT: Final = f"SELECT COUNT(*) FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key < ? AND {_LIVE}"
 # One batch of a range delete: the next keys in order, and whether each is live (only live ones count).

@@ -8,11 +8,10 @@ there is only SQL (and, for sum / min / max, the stored integer).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
-from ._backend import Backend, Current, Transaction
+from ._backend import Backend, Current, PutRow, Transaction
 from ._codec import (
     INT_MAX,
     INT_MIN,
@@ -34,31 +33,51 @@ from ._validation import (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class Check:
     """Commit only if the live entry at ``key`` has ``versionstamp`` (None: only if there is none)."""
 
-    namespace: str
-    key: str
-    versionstamp: str | None
+    __slots__ = ("key", "namespace", "versionstamp")
+
+    def __init__(self, namespace: str, key: str, versionstamp: str | None) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.versionstamp = versionstamp
 
 
-@dataclass(frozen=True, slots=True)
 class Put:
     """Write an entry whole; with ``overwrite=False``, leave a live entry alone instead.
 
     The expiry is ``deadline_us`` when the caller named an instant, else commit time + ``ttl_us``.
     """
 
-    namespace: str
-    key: str
-    value: bytes
-    content_type: str
-    metadata: str | None
-    ttl_us: int | None
-    deadline_us: int | None
-    refresh_on_access: bool
-    overwrite: bool = True
+    # Plain slotted classes rather than dataclasses: one is built per mutation, and a dataclass costs a
+    # millisecond of import time each.
+    __slots__ = (
+        "content_type", "deadline_us", "key", "metadata", "namespace", "overwrite", "refresh_on_access", "ttl_us",
+        "value",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        ttl_us: int | None,
+        deadline_us: int | None,
+        refresh_on_access: bool,
+        overwrite: bool = True,
+    ) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.value = value
+        self.content_type = content_type
+        self.metadata = metadata
+        self.ttl_us = ttl_us
+        self.deadline_us = deadline_us
+        self.refresh_on_access = refresh_on_access
+        self.overwrite = overwrite
 
     def expires_us(self, now_us: int) -> int | None:
         if self.deadline_us is not None:
@@ -66,41 +85,57 @@ class Put:
         return None if self.ttl_us is None else now_us + self.ttl_us
 
 
-@dataclass(frozen=True, slots=True)
 class Delete:
     """Remove the entry at ``key``."""
 
-    namespace: str
-    key: str
+    __slots__ = ("key", "namespace")
+
+    def __init__(self, namespace: str, key: str) -> None:
+        self.namespace = namespace
+        self.key = key
 
 
-@dataclass(frozen=True, slots=True)
 class Arith:
     """Combine the integer at ``key`` (0 if absent) with ``operand``; the rest of the entry stays."""
 
-    namespace: str
-    key: str
-    op: Literal["sum", "min", "max"]
-    operand: int
+    __slots__ = ("key", "namespace", "op", "operand")
+
+    def __init__(self, namespace: str, key: str, op: Literal["sum", "min", "max"], operand: int) -> None:
+        self.namespace = namespace
+        self.key = key
+        self.op = op
+        self.operand = operand
 
 
 Mutation = Put | Delete | Arith
 
 
-@dataclass(frozen=True, slots=True)
 class Outcome:
     """What a commit did.
 
     ``ok`` is False when a check failed; ``failed`` then lists (check index, current versionstamp) and
-    nothing was written. Otherwise ``previous[i]`` is the live versionstamp mutation i found (None: no live
-    entry), ``applied[i]`` whether it wrote, and ``versionstamp`` the commit's, None if nothing was written.
+    nothing was written. Otherwise ``found[i]`` says whether mutation i found a live entry, ``applied[i]``
+    whether it wrote, ``kept[i]`` is the versionstamp of the live entry a mutation left alone (None if it
+    wrote or found none), and ``versionstamp`` the commit's, None if nothing was written.
     """
 
-    ok: bool
-    versionstamp: str | None
-    failed: list[tuple[int, str | None]]
-    previous: list[str | None]
-    applied: list[bool]
+    __slots__ = ("applied", "failed", "found", "kept", "ok", "versionstamp")
+
+    def __init__(
+        self,
+        ok: bool,
+        versionstamp: str | None,
+        failed: list[tuple[int, str | None]],
+        found: list[bool],
+        applied: list[bool],
+        kept: list[str | None],
+    ) -> None:
+        self.ok = ok
+        self.versionstamp = versionstamp
+        self.failed = failed
+        self.found = found
+        self.applied = applied
+        self.kept = kept
 
 
 def prepare_put(
@@ -151,12 +186,35 @@ def _combine(mutation: Arith, stored: object) -> int:
     return min(stored, mutation.operand) if mutation.op == "min" else max(stored, mutation.operand)
 
 
+# From this many mutations on, a commit reads the current entries of all its keys in bulk first and
+# writes runs of puts with one executemany-style call: a batch of 1,000 sets then costs a few statements,
+# not two per key.
+BULK_FROM: Final = 16
+
+
+class _NothingWritten(Exception):
+    """Raised inside a transaction to roll it back (undoing the versionstamp it drew) with this outcome."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
 def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int) -> Outcome:
     """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes."""
+    if len(mutations) == 1 and type(mutations[0]) is Put:
+        put = mutations[0]
+        if not checks and put.overwrite:
+            return _blind_put(backend, put, now_us)
+        if (not checks and not put.overwrite) or (
+            len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key)
+        ):
+            return _conditional_put(backend, put, checks[0].versionstamp if checks else None, now_us)
     wanted = [None if c.versionstamp is None else parse_versionstamp(c.versionstamp) for c in checks]
 
     def body(tx: Transaction) -> Outcome:
-        # What each key holds now, as this transaction's own mutations change it.
+        # What each key holds now, as this transaction's own mutations change it. A key missing here has
+        # not been read yet; a key a put replaced without reading it is re-read if needed (the
+        # transaction sees its own writes).
         live: dict[tuple[str, str], Current | None] = {}
 
         def current(namespace: str, key: str) -> Current | None:
@@ -171,55 +229,151 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
             if (found is None) != (wanted[index] is None) or (found is not None and found[0] != wanted[index]):
                 failed.append((index, _stamp(found)))
         if failed:
-            return Outcome(False, None, failed, [], [])
+            return Outcome(False, None, failed, [], [], [])
 
+        bulk = len(mutations) >= BULK_FROM
+        if bulk:
+            _prefetch(tx, mutations, live, now_us)
+        pending: list[PutRow] = []  # puts not yet sent, in order (bulk mode only)
         version: int | None = None
-        previous: list[str | None] = []
+        found_live: list[bool] = []
         applied: list[bool] = []
+        kept: list[str | None] = []
         for mutation in mutations:
             slot = (mutation.namespace, mutation.key)
-            found = current(*slot)
-            previous.append(_stamp(found))
-            if isinstance(mutation, Delete):
-                applied.append(found is not None)
-                if found is not None:
+            if type(mutation) is Put:
+                if mutation.overwrite and slot not in live:
+                    # Nothing has read this key: write it without reading it first, in one statement
+                    # that replaces a live entry (keeping its creation time) or reports there was none.
                     version = tx.next_version() if version is None else version
-                    tx.delete(*slot)
-                    live[slot] = None
-                continue
-            if isinstance(mutation, Put):
+                    row = _put_row(mutation, version, now_us, now_us)
+                    replaced = tx.replace_live(row, now_us)
+                    if not replaced:
+                        tx.put(*row)
+                    found_live.append(replaced)
+                    applied.append(True)
+                    kept.append(None)
+                    continue  # the slot stays unread: a later mutation of it reads what this one wrote
+                found = current(*slot)
+                found_live.append(found is not None)
                 if found is not None and not mutation.overwrite:
                     applied.append(False)
+                    kept.append(format_versionstamp(found[0]))
                     continue
                 version = tx.next_version() if version is None else version
                 created_us = now_us if found is None else found[1]
-                tx.put(
-                    *slot,
-                    mutation.value,
-                    mutation.content_type,
-                    mutation.metadata,
-                    version,
-                    created_us,
-                    now_us,
-                    mutation.expires_us(now_us),
-                    mutation.ttl_us,
-                    mutation.refresh_on_access,
-                )
-            else:
-                row = tx.read(*slot, now_us)
-                value = encode_value(_combine(mutation, 0 if row is None else decode_value(row[1])), INT_MAX)
-                version = tx.next_version() if version is None else version
-                if row is None:
-                    created_us = now_us
-                    tx.put(*slot, value, default_content_type(0), None, version, now_us, now_us, None, None, False)
+                row = _put_row(mutation, version, created_us, now_us)
+                if bulk:
+                    pending.append(row)
                 else:
-                    _, _, _, metadata, content_type, created_us, _, expires_us, ttl_us, refresh = row
-                    tx.put(
-                        *slot, value, content_type, metadata, version, created_us, now_us, expires_us, ttl_us,
-                        bool(refresh),
-                    )  # fmt: skip
+                    tx.put(*row)
+            else:
+                if pending:
+                    tx.put_many(pending)
+                    pending = []
+                found = current(*slot)
+                found_live.append(found is not None)
+                if type(mutation) is Delete:
+                    applied.append(found is not None)
+                    kept.append(None)
+                    if found is not None:
+                        version = tx.next_version() if version is None else version
+                        tx.delete(*slot)
+                        live[slot] = None
+                    continue
+                assert isinstance(mutation, Arith)
+                version = tx.next_version() if version is None else version
+                created_us = _apply_arith(tx, mutation, version, now_us)
             live[slot] = (version, created_us)
             applied.append(True)
-        return Outcome(True, None if version is None else format_versionstamp(version), [], previous, applied)
+            kept.append(None)
+        if pending:
+            tx.put_many(pending)
+        stamp = None if version is None else format_versionstamp(version)
+        return Outcome(True, stamp, [], found_live, applied, kept)
 
     return backend.transact(body)
+
+
+def _blind_put(backend: Backend, put: Put, now_us: int) -> Outcome:
+    """One put with no condition, the shape of a plain ``set``: what ``commit`` does, without its
+    bookkeeping for many mutations."""
+
+    def body(tx: Transaction) -> Outcome:
+        row = _put_row(put, tx.next_version(), now_us, now_us)
+        replaced = tx.replace_live(row, now_us)
+        if not replaced:
+            tx.put(*row)
+        return Outcome(True, format_versionstamp(row[5]), [], [replaced], [True], [None])
+
+    return backend.transact(body)
+
+
+def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: int) -> Outcome:
+    """One put on the condition that the live entry at its key has ``expected`` (None: that there is none).
+
+    The shape of every conditional ``set``: check and write are one statement. The version is drawn first,
+    so a failed condition rolls the transaction back, after reading the current versionstamp to report.
+    With a check (``expected`` given, or ``if_not_exists``) a failure is a failed check; without one
+    (``overwrite=False``) it is a put that left the live entry alone.
+    """
+    wanted = None if expected is None else parse_versionstamp(expected)
+    is_check = expected is not None or put.overwrite
+
+    def body(tx: Transaction) -> Outcome:
+        version = tx.next_version()
+        if tx.put_if(_put_row(put, version, now_us, now_us), wanted, now_us):
+            return Outcome(True, format_versionstamp(version), [], [expected is not None], [True], [None])
+        stamp = _stamp(tx.current(put.namespace, put.key, now_us))
+        if is_check:
+            raise _NothingWritten(Outcome(False, None, [(0, stamp)], [], [], []))
+        raise _NothingWritten(Outcome(True, None, [], [stamp is not None], [False], [stamp]))
+
+    try:
+        return backend.transact(body)
+    except _NothingWritten as stop:
+        return stop.outcome
+
+
+def _put_row(mutation: Put, version: int, created_us: int, now_us: int) -> PutRow:
+    return (
+        mutation.namespace,
+        mutation.key,
+        mutation.value,
+        mutation.content_type,
+        mutation.metadata,
+        version,
+        created_us,
+        now_us,
+        mutation.expires_us(now_us),
+        mutation.ttl_us,
+        mutation.refresh_on_access,
+    )
+
+
+def _prefetch(
+    tx: Transaction, mutations: Sequence[Mutation], live: dict[tuple[str, str], Current | None], now_us: int
+) -> None:
+    """Read the current entries of every key the mutations touch (and no check read), a few statements."""
+    keys: dict[str, list[str]] = {}
+    for mutation in mutations:
+        if (mutation.namespace, mutation.key) not in live:
+            keys.setdefault(mutation.namespace, []).append(mutation.key)
+    for namespace, wanted in keys.items():
+        unique = list(dict.fromkeys(wanted))
+        found = tx.current_many(namespace, unique, now_us)
+        for key in unique:
+            live[(namespace, key)] = found.get(key)
+
+
+def _apply_arith(tx: Transaction, mutation: Arith, version: int, now_us: int) -> int:
+    """Write the combined integer; return the entry's creation time."""
+    slot = (mutation.namespace, mutation.key)
+    row = tx.read(*slot, now_us)
+    value = encode_value(_combine(mutation, 0 if row is None else decode_value(row[1])), INT_MAX)
+    if row is None:
+        tx.put(*slot, value, default_content_type(0), None, version, now_us, now_us, None, None, False)
+        return now_us
+    _, _, _, metadata, content_type, created_us, _, expires_us, ttl_us, refresh = row
+    tx.put(*slot, value, content_type, metadata, version, created_us, now_us, expires_us, ttl_us, bool(refresh))
+    return created_us

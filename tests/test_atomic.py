@@ -255,3 +255,49 @@ def test_kv_set_and_atomic_share_one_write_path(kv: KVStore, monkeypatch: pytest
     kv.delete("a")
     kv.atomic().set("b", 1).commit()
     assert len(calls) == 3
+
+
+def test_a_large_commit_applies_its_mutations_in_order(kv: KVStore, clock: FakeClock) -> None:
+    """Past BULK_FROM mutations a commit reads current entries in bulk and batches its puts; the result is
+    still every mutation applied in order, each seeing the ones before it."""
+    assert write_path.BULK_FROM <= 40
+    kv.set("keep", "old")
+    kv.set("gone", 1)
+    kv.set("count", 10)
+    created = kv.get("keep")
+    assert created is not None
+    clock.advance(5)
+    op = kv.atomic()
+    for i in range(30):
+        op.set(f"k{i:02d}", i)
+    op.set("keep", "new").set("k00", "again").delete("gone").sum("count", 5).set("count", 100).sum("count", 1)
+    op.set("gone", "back").delete("k01").sum("fresh", 3)
+    result = op.commit()
+    assert result.committed
+    entries = {entry.key: entry for entry in kv.list()}
+    assert {key: entry.value for key, entry in entries.items()} == {
+        **{f"k{i:02d}": i for i in range(2, 30)},
+        "k00": "again",
+        "keep": "new",
+        "gone": "back",
+        "count": 101,
+        "fresh": 3,
+    }
+    assert {entry.versionstamp for entry in entries.values()} == {result.versionstamp}
+    assert entries["keep"].created_at == created.created_at  # overwritten, not created
+    assert entries["keep"].updated_at > created.created_at
+    assert entries["gone"].created_at == entries["k02"].created_at  # deleted, then created again
+
+
+def test_a_large_commit_replaces_expired_entries_as_new(kv: KVStore, clock: FakeClock) -> None:
+    kv.set("old", 1, expire_in=60_000)
+    clock.advance(61)
+    with kv.atomic() as op:
+        for i in range(20):
+            op.set(f"n{i}", i)
+        op.set("old", 2)
+    entry = kv.get("old")
+    assert entry is not None
+    assert entry.value == 2
+    assert entry.expires_at is None
+    assert entry.created_at == entry.updated_at

@@ -108,3 +108,38 @@ def test_valid_namespaces(kv: KVStore, name: str) -> None:
 def test_invalid_namespaces(kv: KVStore, name: object) -> None:
     with pytest.raises(InvalidNamespaceError):
         kv.namespace(name)  # type: ignore[arg-type]
+
+
+def _by_the_rules(key: str) -> bool:
+    """The key rules spelled out one by one, independently of kvstore's regular expressions."""
+    allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+    segments = key.split("/")
+    return (
+        1 <= len(key) <= 256
+        and all(segment and set(segment) <= allowed for segment in segments)
+        and not any(segment in (".", "..") for segment in segments)
+    )
+
+
+_KEYISH = st.text(alphabet=st.sampled_from("ab./-_\n\x00ü"), max_size=12) | st.text(max_size=300)
+
+
+@given(_KEYISH)
+def test_the_fast_key_check_agrees_with_the_rules(text: str) -> None:
+    from kvstore._validation import _VALID_KEY, check_key
+
+    fast = len(text) <= 256 and _VALID_KEY(text) is not None
+    assert fast == _by_the_rules(text)
+    try:
+        check_key(text)
+    except InvalidKeyError:
+        assert not _by_the_rules(text)
+    else:
+        assert _by_the_rules(text)
+
+
+@pytest.mark.parametrize("key", VALID_KEYS + [k for k in INVALID_KEYS if isinstance(k, str)])
+def test_the_fast_key_check_on_the_edge_cases(key: str) -> None:
+    from kvstore._validation import _VALID_KEY
+
+    assert (len(key) <= 256 and _VALID_KEY(key) is not None) == (key in VALID_KEYS)

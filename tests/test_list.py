@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kvstore import InvalidCursorError, InvalidOptionsError, KVStore, Page
 
-from .conftest import Stores
+from .conftest import Stores, sqlite_connection
 
 
 def _fill(kv: KVStore, keys: list[str]) -> None:
@@ -150,3 +150,52 @@ def test_paging_equals_filtering_a_sorted_list(
             return  # '%' is not a key character: covered by the invalid-prefix tests
         assert _drain(kv, prefix, limit=limit, reverse=reverse) == expected
         assert kv.list(prefix, reverse=reverse).keys == expected
+
+
+def _steps_to_list(kv: KVStore, cursor: str | None, reverse: bool) -> int:
+    """SQLite virtual-machine steps one page of 10 costs: a count of work, not a timing."""
+    conn = sqlite_connection(kv)
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    conn.set_progress_handler(count, 1)
+    try:
+        kv.list("p/", limit=10, cursor=cursor, reverse=reverse)
+    finally:
+        conn.set_progress_handler(None, 1)
+    return steps[0]
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_page_deep_in_a_listing_costs_what_the_first_page_costs(sqlite_kv: KVStore, reverse: bool) -> None:
+    """Each page seeks to its cursor: resuming near the end must not rescan the entries before it.
+
+    (On PostgreSQL, tests/test_postgres.py checks the same with the server's row counts.)
+    """
+    kv = sqlite_kv
+    with kv.atomic() as op:
+        for i in range(3000):
+            op.set(f"p/{i:05d}", i)
+    first = _steps_to_list(kv, None, reverse)
+    page = kv.list("p/", limit=2990, reverse=reverse)
+    assert page.cursor is not None
+    deep = _steps_to_list(kv, page.cursor, reverse)
+    assert deep < 2 * first, (first, deep)
+
+
+def _cursor(prefix: str, start: str | None, end: str | None, reverse: bool, key: str) -> str:
+    data = {"v": 1, "p": prefix, "s": start, "e": end, "r": reverse, "k": key}
+    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def test_a_cursor_key_outside_the_range_still_keeps_to_the_range(kv: KVStore) -> None:
+    _fill(kv, ["a/1", "a/2", "a/3", "a/4", "a/5"])
+    below = _cursor("a/", "a/2", "a/5", False, "a/1")
+    assert kv.list("a/", start="a/2", end="a/5", cursor=below).keys == ["a/2", "a/3", "a/4"]
+    assert kv.list_keys("a/", start="a/2", end="a/5", cursor=below).keys == ["a/2", "a/3", "a/4"]
+    above = _cursor("a/", "a/2", "a/4", True, "a/5")
+    assert kv.list("a/", start="a/2", end="a/4", cursor=above, reverse=True).keys == ["a/3", "a/2"]
+    assert kv.list_keys("a/", start="a/2", end="a/4", cursor=above, reverse=True).keys == ["a/3", "a/2"]

@@ -130,6 +130,28 @@ def test_scans_walk_the_key_index_in_order(raw: psycopg.Connection[Any], name: s
     assert "Sort" not in plan, plan  # ORDER BY key comes from the index
 
 
+@pytest.mark.parametrize("name", ["SQL_SCAN", "SQL_SCAN_REVERSE"])
+def test_a_page_deep_in_a_listing_reads_what_the_first_page_reads(
+    pg_url: str, raw: psycopg.Connection[Any], name: str
+) -> None:
+    """Both lower (or upper) bounds are index conditions: a deep page seeks, it does not rescan the listing."""
+    with KVStore(pg_url) as kv, kv.atomic() as op:
+        for i in range(3000):
+            op.set(f"p/{i:05d}", i)
+    raw.execute("ANALYZE kvstore_entries")
+    sql = getattr(statements, name)
+    reverse = name.endswith("REVERSE")
+    first = _buffers(raw, sql, ("default", "p/", "p0", "p0" if reverse else "", 0, 11))
+    deep = _buffers(raw, sql, ("default", "p/", "p0", "p/00010" if reverse else "p/02990", 0, 11))
+    assert 0 < deep <= 2 * first, (first, deep)
+
+
+def _buffers(conn: psycopg.Connection[Any], sql: str, params: tuple[object, ...]) -> int:
+    """Shared buffers one run of ``sql`` touched: a count of work, not a timing."""
+    plan = "\n".join(row[0] for row in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params))
+    return int(plan.split("Buffers: shared hit=", 1)[1].split()[0])
+
+
 def test_purge_walks_the_partial_expiry_index(raw: psycopg.Connection[Any]) -> None:
     plan = _plan(raw, statements.SQL_PURGE, (0, 10, 0))
     assert "ix_kvstore_entries_expires_us" in plan, plan

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +192,24 @@ def test_validation_happens_before_anything_is_written(kv: KVStore) -> None:
     assert entry is not None
     assert (entry.value, entry.versionstamp) == (1, stamp)
     assert _committed(kv.set("j", 1)) > stamp
+
+
+def test_writers_taking_turns_on_one_file_draw_one_counter(tmp_path: Path) -> None:
+    """Each connection remembers the counter it last drew; another writer's draws in between must not
+    make it reuse or skip a versionstamp, nor must a transaction that rolled back."""
+    path = tmp_path / "kv.db"
+    with KVStore(path) as first, KVStore(path) as second:
+        stamps = []
+        for i in range(12):
+            writer = first if i % 3 else second
+            stamps.append(writer.set(f"k{i % 4}", i).versionstamp)
+        failed = first.atomic().set("x", 1).sum("k1", 1).set("k1", "text").sum("k1", 1)
+        with pytest.raises(ValidationError):
+            failed.commit()  # rolled back after drawing a version
+        stamps.append(first.set("y", 1).versionstamp)
+        stamps.append(second.set("y", 2).versionstamp)
+        stamps.append(first.set("y", 3).versionstamp)
+    numbers = [int(stamp[:16], 16) for stamp in stamps if stamp is not None]
+    assert numbers == list(range(1, len(stamps) + 1))
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT version FROM kvstore_versionstamp").fetchall() == [(len(stamps),)]
