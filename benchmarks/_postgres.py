@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import msgpack
+import psycopg
 from _config import Sizes, Workload, make_workload
 from _report_parts import fmt_us
 from _timing import Op, measure_rounds, summarize
@@ -26,14 +27,15 @@ from kvstore import _postgres_sql as q
 Data = dict[str, Any]
 LIMIT = 1.5
 NAMESPACE = "raw"  # raw psycopg's namespace; kvstore's is the default one
+KIND = "application/json"
 
 # (id, title, what raw psycopg runs)
 SCENARIOS: list[tuple[str, str, str]] = [
     ("get_hit", "get (hit)", "SQL_GET + msgpack decode"),
     ("get_miss", "get (miss)", "SQL_GET"),
-    ("set", "set", "BEGIN; SQL_LOCK; SQL_CURRENT; SQL_NEXT_VERSION; SQL_PUT; COMMIT"),
-    ("cas", "compare-and-set", "as set, comparing the current version first"),
-    ("if_not_exists", "if-not-exists", "as set, on a new key, checking it is absent first"),
+    ("set", "set", "BEGIN; SQL_LOCK; SQL_NEXT_VERSION; SQL_REPLACE_LIVE (else SQL_PUT); COMMIT"),
+    ("cas", "compare-and-set", "BEGIN; SQL_LOCK; SQL_NEXT_VERSION; SQL_PUT_IF_VERSION; COMMIT"),
+    ("if_not_exists", "if-not-exists", "BEGIN; SQL_LOCK; SQL_NEXT_VERSION; SQL_PUT_IF_ABSENT; COMMIT (a new key)"),
     ("list_100", "list of 100", "SQL_SCAN with LIMIT 101 + decode"),
     ("get_many_100", "get_many of 100", "SQL_GET_MANY with 100 keys + decode"),
 ]
@@ -46,10 +48,6 @@ def _libpq(url: str) -> str:
 def unavailable(url: str) -> str | None:
     """Why PostgreSQL cannot be measured, or None."""
     try:
-        import psycopg
-    except ImportError:
-        return 'psycopg is not installed (pip install "kvstore[postgres]")'
-    try:
         with psycopg.connect(_libpq(url), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.Error as exc:
@@ -60,8 +58,6 @@ def unavailable(url: str) -> str | None:
 @contextmanager
 def _schema(url: str) -> Iterator[str]:
     """A fresh schema for the run (dropped after it), and the URL that puts it first on the search_path."""
-    import psycopg
-
     name = f"kvstore_bench_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {name}")
@@ -72,32 +68,50 @@ def _schema(url: str) -> Iterator[str]:
             conn.execute(f"DROP SCHEMA {name} CASCADE")
 
 
+def _one(row: tuple[Any, ...] | None) -> int:
+    assert row is not None
+    return int(row[0])
+
+
 class _Raw:
     """kvstore's statements through one plain psycopg connection."""
 
     def __init__(self, url: str) -> None:
-        import psycopg
-
         self.conn = psycopg.connect(_libpq(url), autocommit=True)
 
     def get(self, key: str) -> object:
         row = self.conn.execute(q.SQL_GET, (NAMESPACE, key, _now_us())).fetchone()
         return None if row is None else msgpack.unpackb(row[1], raw=False)
 
-    def write(self, key: str, value: bytes, expect: Callable[[tuple[int, int] | None], bool]) -> int | None:
-        """kvstore's write transaction; the new version, or None if ``expect`` refused the current entry."""
+    def set(self, key: str, value: bytes) -> int:
+        """kvstore's plain set: lock, draw a version, replace the live entry in place (else insert)."""
         now = _now_us()
         with self.conn.transaction():
             self.conn.execute(q.SQL_LOCK)
-            current = self.conn.execute(q.SQL_CURRENT, (NAMESPACE, key, now)).fetchone()
-            if not expect(current):
-                return None
-            row = self.conn.execute(q.SQL_NEXT_VERSION).fetchone()
-            assert row is not None
-            created = now if current is None else current[1]
-            params = (NAMESPACE, key, value, "application/json", None, row[0], created, now, None, None, False)
-            self.conn.execute(q.SQL_PUT, params)
-        return int(row[0])
+            version = _one(self.conn.execute(q.SQL_NEXT_VERSION).fetchone())
+            replace = (value, KIND, None, version, now, None, None, False, NAMESPACE, key, now)
+            if self.conn.execute(q.SQL_REPLACE_LIVE, replace).rowcount != 1:
+                self.conn.execute(q.SQL_PUT, (NAMESPACE, key, value, KIND, None, version, now, now, None, None, False))
+        return version
+
+    def put_if(self, key: str, value: bytes, expected: int | None) -> int | None:
+        """kvstore's conditional set: lock, draw a version, check and write in one statement; roll back
+        (and read the current version, as kvstore does to report it) when the check fails."""
+        now = _now_us()
+        with self.conn.transaction():
+            self.conn.execute(q.SQL_LOCK)
+            version = _one(self.conn.execute(q.SQL_NEXT_VERSION).fetchone())
+            if expected is None:
+                row = (NAMESPACE, key, value, KIND, None, version, now, now, None, None, False, now)
+                done = self.conn.execute(q.SQL_PUT_IF_ABSENT, row).rowcount == 1
+            else:
+                params = (value, KIND, None, version, now, None, None, False, NAMESPACE, key, expected, now)
+                done = self.conn.execute(q.SQL_PUT_IF_VERSION, params).rowcount == 1
+            if done:
+                return version
+            self.conn.execute(q.SQL_CURRENT, (NAMESPACE, key, now)).fetchone()
+            raise psycopg.Rollback  # the transaction block rolls back and swallows it
+        return None
 
     def version(self, key: str) -> int:
         row = self.conn.execute(q.SQL_CURRENT, (NAMESPACE, key, _now_us())).fetchone()
@@ -135,7 +149,7 @@ def _ops(scenario: str, kv: KVStore, raw: _Raw, work: Workload, encoded: bytes) 
     if scenario == "set":
         return {
             "kvstore": lambda i: check(kv.set(work.hits[i], work.value).committed),
-            "raw": lambda i: check(raw.write(work.hits[i], encoded, lambda _: True) is not None),
+            "raw": lambda i: check(raw.set(work.hits[i], encoded) > 0),
         }
     if scenario == "cas":
         stamps: dict[str, str] = {}
@@ -159,11 +173,7 @@ def _ops(scenario: str, kv: KVStore, raw: _Raw, work: Workload, encoded: bytes) 
             expected = versions.get(key)
             if expected is None:
                 expected = raw.version(key)
-
-            def matches(current: tuple[int, int] | None) -> bool:
-                return current is not None and current[0] == expected
-
-            written = raw.write(key, encoded, matches)
+            written = raw.put_if(key, encoded, expected)
             check(written is not None)
             assert written is not None
             versions[key] = written
@@ -172,9 +182,7 @@ def _ops(scenario: str, kv: KVStore, raw: _Raw, work: Workload, encoded: bytes) 
     if scenario == "if_not_exists":
         return {
             "kvstore": lambda i: check(kv.set("kv/" + work.fresh[i], work.value, if_not_exists=True).committed),
-            "raw": lambda i: check(
-                raw.write("raw/" + work.fresh[i], encoded, lambda current: current is None) is not None
-            ),
+            "raw": lambda i: check(raw.put_if("raw/" + work.fresh[i], encoded, None) is not None),
         }
     if scenario == "list_100":
         return {
@@ -192,8 +200,6 @@ def run_postgres(url: str, sizes: Sizes, seed: int, progress: Callable[[str], No
     work = make_workload(sizes, seed)
     encoded = msgpack.packb(work.value)
     results: Data = {}
-    import psycopg
-
     with psycopg.connect(_libpq(url)) as conn:
         server = f"PostgreSQL {conn.info.server_version // 10000}.{conn.info.server_version % 10000}"
     with _schema(url) as target, KVStore(target) as kv:
