@@ -58,7 +58,8 @@ def db_path(tmp_path: Path) -> Path:
 POSTGRES_URL = os.environ.get("KVSTORE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def _libpq(url: str) -> str:
+def libpq_url(url: str) -> str:
+    """The libpq form of an SQLAlchemy-style PostgreSQL URL, for psycopg.connect."""
     return "postgresql://" + url.split("://", 1)[1]
 
 
@@ -68,7 +69,7 @@ def postgres_server() -> str:
     try:
         import psycopg
 
-        with psycopg.connect(_libpq(POSTGRES_URL), connect_timeout=5) as conn:
+        with psycopg.connect(libpq_url(POSTGRES_URL), connect_timeout=5) as conn:
             conn.execute("SELECT 1")
     except Exception as exc:  # ImportError without the extra, OperationalError without a server
         reason = f"no PostgreSQL at KVSTORE_TEST_POSTGRES_URL={POSTGRES_URL!r}: {type(exc).__name__}: {exc}"
@@ -83,7 +84,7 @@ def create_schema(server: str) -> tuple[str, str]:
     import psycopg
 
     schema = f"kvtest_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(_libpq(server), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(server), autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     separator = "&" if "?" in server else "?"
     return schema, f"{server}{separator}options=-csearch_path%3D{schema}"
@@ -92,7 +93,7 @@ def create_schema(server: str) -> tuple[str, str]:
 def drop_schema(server: str, schema: str) -> None:
     import psycopg
 
-    with psycopg.connect(_libpq(server), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(server), autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
@@ -165,7 +166,7 @@ class Stores:
         if self.kind == "postgres":
             import psycopg
 
-            with psycopg.connect(_libpq(self.target), autocommit=True) as conn:
+            with psycopg.connect(libpq_url(self.target), autocommit=True) as conn:
                 conn.execute("TRUNCATE kvstore_entries")
                 conn.execute("UPDATE kvstore_versionstamp SET version = 0")
         return store

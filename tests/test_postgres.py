@@ -31,20 +31,16 @@ from kvstore._migrate import HEAD, VERSION_TABLE
 from kvstore._postgres import PostgresBackend
 from kvstore._schema import metadata
 
-from .conftest import FakeClock
+from .conftest import FakeClock, libpq_url
 
 WAIT = 60.0
-
-
-def _libpq(url: str) -> str:
-    return "postgresql://" + url.split("://", 1)[1]
 
 
 @pytest.fixture
 def raw(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
     """A plain autocommit connection to the test's schema, migrated to head by opening a store once."""
     KVStore(pg_url).close()
-    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
         yield conn
 
 
@@ -211,7 +207,7 @@ def test_a_newer_schema_is_refused_untouched(raw: psycopg.Connection[Any], pg_ur
 
 
 def test_other_tables_in_the_schema_are_left_alone(pg_url: str) -> None:
-    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(pg_url), autocommit=True) as conn:
         conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
         conn.execute("INSERT INTO alembic_version VALUES ('app_revision')")
         with KVStore(pg_url) as kv:
@@ -314,7 +310,7 @@ def test_a_dropped_connection_is_replaced_for_the_next_read(pg_url: str) -> None
     name = "kvstore_test_dropped"
     with KVStore(f"{pg_url}&application_name={name}") as kv:
         kv.set("k", 1)
-        with psycopg.connect(_libpq(pg_url), autocommit=True) as admin:
+        with psycopg.connect(libpq_url(pg_url), autocommit=True) as admin:
             ended = admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (name,)
             ).fetchall()
