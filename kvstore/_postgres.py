@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise ConfigurationError('PostgreSQL needs the postgres extra: pip install "kvstore[postgres]"') from exc
 
-from ._backend import Current, PutRow, Row
+from ._backend import Row
 from ._errors import (
     KVError,
     ReadOnlyStoreError,
@@ -37,24 +37,14 @@ from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 from ._pgpool import Pool, PoolClosedError, PoolTimeoutError
 from ._postgres_sql import (
     SQL_COUNT,
-    SQL_CURRENT,
-    SQL_CURRENT_MANY,
-    SQL_DELETE,
-    SQL_DELETE_THROUGH,
     SQL_GET,
     SQL_GET_MANY,
     SQL_HAS_VERSION_TABLE,
     SQL_LAST_VERSION,
     SQL_LOCK,
     SQL_MIGRATION_LOCK,
-    SQL_NEXT_VERSION,
     SQL_PURGE,
-    SQL_PUT,
-    SQL_PUT_IF_ABSENT,
-    SQL_PUT_IF_VERSION,
-    SQL_RANGE_BATCH,
     SQL_REFRESH,
-    SQL_REPLACE_LIVE,
     SQL_REVISIONS,
     SQL_SCAN,
     SQL_SCAN_KEYS,
@@ -63,6 +53,7 @@ from ._postgres_sql import (
     SQL_SIZE,
     SQL_STATS,
 )
+from ._postgres_tx import PostgresTx, one
 
 T = TypeVar("T")
 
@@ -84,85 +75,6 @@ def conninfo(url: str) -> str:
     if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
         raise AssertionError(scheme)  # _target.py only routes these here
     return "postgresql://" + rest
-
-
-def _one(conn: psycopg.Connection[Any], sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...]:
-    """The one row an aggregate or the counter row yields."""
-    row: tuple[Any, ...] | None = conn.execute(sql, params).fetchone()
-    if row is None:
-        raise StorageError(f"the statement {sql!r} returned no row: kvstore's tables are damaged")
-    return row
-
-
-class _Tx:
-    """The statements of one write transaction (see ``_backend.Transaction``); the write lock is held."""
-
-    __slots__ = ("_conn",)
-
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
-
-    def current(self, namespace: str, key: str, now_us: int) -> Current | None:
-        row: Current | None = self._conn.execute(SQL_CURRENT, (namespace, key, now_us)).fetchone()
-        return row
-
-    def next_version(self) -> int:
-        version: int = _one(self._conn, SQL_NEXT_VERSION)[0]
-        return version
-
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        version: int,
-        created_us: int,
-        updated_us: int,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-    ) -> None:
-        self._conn.execute(
-            SQL_PUT,
-            (namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,
-             refresh_on_access),
-        )  # fmt: skip
-
-    def replace_live(self, row: PutRow, now_us: int) -> bool:
-        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
-        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
-        return self._conn.execute(SQL_REPLACE_LIVE, (*params, now_us)).rowcount == 1
-
-    def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
-        if expected is None:
-            return self._conn.execute(SQL_PUT_IF_ABSENT, (*row, now_us)).rowcount == 1
-        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
-        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
-        return self._conn.execute(SQL_PUT_IF_VERSION, (*params, expected, now_us)).rowcount == 1
-
-    def put_many(self, rows: Sequence[PutRow]) -> None:
-        # psycopg sends an executemany in pipeline mode: one round trip for the batch, not one per row.
-        with self._conn.cursor() as cursor:
-            cursor.executemany(SQL_PUT, rows)
-
-    def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
-        rows = self._conn.execute(SQL_CURRENT_MANY, (namespace, list(keys), now_us)).fetchall()
-        return {key: (version, created_us) for key, version, created_us in rows}
-
-    def delete(self, namespace: str, key: str) -> None:
-        self._conn.execute(SQL_DELETE, (namespace, key))
-
-    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
-        row: Row | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
-        return row
-
-    def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
-        return self._conn.execute(SQL_RANGE_BATCH, (now_us, namespace, start, end, limit)).fetchall()
-
-    def delete_through(self, namespace: str, start: str, last: str) -> None:
-        self._conn.execute(SQL_DELETE_THROUGH, (namespace, start, last))
 
 
 class _VersionProbe:
@@ -391,11 +303,11 @@ class PostgresBackend:
         return rows
 
     def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
-        found: int = self._read(lambda conn: _one(conn, SQL_COUNT, (namespace, start, end, now_us)))[0]
+        found: int = self._read(lambda conn: one(conn, SQL_COUNT, (namespace, start, end, now_us)))[0]
         return found
 
     def last_version(self) -> int:
-        version: int = self._read(lambda conn: _one(conn, SQL_LAST_VERSION))[0]
+        version: int = self._read(lambda conn: one(conn, SQL_LAST_VERSION))[0]
         return version
 
     def change_probe(self) -> _VersionProbe:
@@ -412,9 +324,9 @@ class PostgresBackend:
         def snapshot(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int, str, int | None, str]:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
-                rows, expired, namespaces = _one(conn, SQL_STATS, (now_us,))
-                (version,) = _one(conn, SQL_LAST_VERSION)
-                (size,) = _one(conn, SQL_SIZE)
+                rows, expired, namespaces = one(conn, SQL_STATS, (now_us,))
+                (version,) = one(conn, SQL_LAST_VERSION)
+                (size,) = one(conn, SQL_SIZE)
                 revision = ",".join(self._revisions(conn))
             return rows - expired, expired, namespaces, version, revision, size, "postgresql"
 
@@ -439,8 +351,8 @@ class PostgresBackend:
             delay = min(2 * delay, 0.1)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def transact(self, body: Callable[[_Tx], T]) -> T:
-        return self._retrying(lambda conn: body(_Tx(conn)), lock=True)
+    def transact(self, body: Callable[[PostgresTx], T]) -> T:
+        return self._retrying(lambda conn: body(PostgresTx(conn)), lock=True)
 
     def purge_batch(self, now_us: int, limit: int) -> int:
         return self._retrying(lambda conn: conn.execute(SQL_PURGE, (now_us, limit, now_us)).rowcount, lock=False)
