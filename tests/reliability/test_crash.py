@@ -316,4 +316,6 @@ def test_sigkill_while_creating_and_migrating_new_files(tmp_path: Path, rng: ran
     finally:
         children.close()
     assert opening_kills >= KILLS_WHILE_MIGRATING, f"only {opening_kills} kills landed while creating a file"
-    print(f"{unfinished_files} files were left short of the head revision and migrated on reopening")
+    # A file short of the head revision proves the kill landed inside the migration itself (not in the set
+    # after it); most kills do, since creating the schema is most of what opening a new file costs.
+    assert unfinished_files >= KILLS_WHILE_MIGRATING // 4, f"only {unfinished_files} kills landed in a migration"
