@@ -19,6 +19,7 @@ from alembic.migration import MigrationContext
 from psycopg import errors as pg_errors
 
 from kvstore import (
+    ConfigurationError,
     KVStore,
     ReadOnlyStoreError,
     SchemaVersionError,
@@ -357,3 +358,14 @@ def test_a_forked_child_gets_fresh_connections_and_the_parent_keeps_its_own(pg_u
         assert entry is not None
         assert entry.value == 2
         assert kv.set("parent", 3).committed
+
+
+@pytest.mark.parametrize("options", [{"pool_size": 0}, {"pool_timeout": -1.0}, {"connect_timeout": 0}], ids=repr)
+def test_bad_pool_options_are_refused_before_connecting(
+    raw: psycopg.Connection[Any], pg_url: str, options: Any
+) -> None:
+    name = "kvstore_test_refused"
+    with pytest.raises(ConfigurationError):
+        KVStore(f"{pg_url}&application_name={name}", **options)
+    opened = raw.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchone()
+    assert opened == (0,)

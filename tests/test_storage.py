@@ -773,6 +773,13 @@ def test_memory_targets_are_private_and_leave_no_file(
         {"clock": "x"},
         {"clock": None},
         {"clock": 1_800_000_000.0},
+        {"pool_size": 0},
+        {"pool_size": 2.0},
+        {"pool_timeout": 0},
+        {"pool_timeout": float("nan")},
+        {"pool_timeout": True},
+        {"connect_timeout": -1},
+        {"connect_timeout": "10"},
     ],
     ids=repr,
 )
