@@ -27,7 +27,7 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 from ._atomic import AtomicOperation
 from ._errors import StoreClosedError
 from ._models import CommitResult, Entry
-from ._namespace import Namespace
+from ._namespace import DEFAULT_NAMESPACE, Namespace
 from ._store import KVStore
 from ._validation import check_keys
 from ._watch import Watch
@@ -71,6 +71,11 @@ class _Worker:
             self._start()
             self._jobs.put((future, call))
         return future
+
+    @property
+    def stopping(self) -> bool:
+        """Whether ``stop`` was called: no call is accepted any more."""
+        return self._stopping
 
     def stop(self, final: Callable[[], None]) -> Future[None] | None:
         """Run ``final`` after every queued call, then end the thread; later calls raise StoreClosedError.
@@ -125,11 +130,17 @@ def _delegate(
 class AsyncNamespace:
     """The key-value API of one namespace, as coroutines run on the store's worker thread."""
 
-    __slots__ = ("_resolve", "_worker")
+    __slots__ = ("_name", "_resolve", "_worker")
 
-    def __init__(self, worker: _Worker, resolve: Callable[[KVStore], Namespace]) -> None:
+    def __init__(self, worker: _Worker, resolve: Callable[[KVStore], Namespace], name: str) -> None:
         self._worker = worker
         self._resolve = resolve
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """This namespace's name."""
+        return self._name
 
     async def _call(self, call: Callable[[Any], R]) -> R:
         worker, resolve = self._worker, self._resolve
@@ -154,7 +165,7 @@ class AsyncNamespace:
     async def namespace(self, name: str) -> AsyncNamespace:
         """The same API scoped to the namespace ``name`` (validated on the worker thread)."""
         view: Namespace = await self._call(lambda target: target.namespace(name))
-        return AsyncNamespace(self._worker, lambda _store: view)
+        return AsyncNamespace(self._worker, lambda _store: view, view.name)
 
     def atomic(self) -> AsyncAtomicOperation:
         """An atomic commit built here and committed on the worker: ``await kv.atomic().set(...).commit()``."""
@@ -310,7 +321,7 @@ class AsyncKVStore(AsyncNamespace):
 
     def __init__(self, target: str | os.PathLike[str], **options: Any) -> None:
         worker = _Worker(lambda: KVStore(target, **options), name="kvstore-async-worker")
-        super().__init__(worker, _identity)
+        super().__init__(worker, _identity, DEFAULT_NAMESPACE)
 
     async def open(self) -> Self:
         """Wait until the store is open; raise the error that kept it from opening."""
@@ -321,6 +332,11 @@ class AsyncKVStore(AsyncNamespace):
 
     purge_expired = _delegate(KVStore.purge_expired)
     info = _delegate(KVStore.info)
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called."""
+        return self._worker.stopping
 
     async def close(self) -> None:
         """Finish the queued calls, close the store and end the worker thread. Closing twice is harmless."""

@@ -129,6 +129,25 @@ def test_every_store_method_has_an_async_twin_with_the_same_signature() -> None:
     assert issubclass(KVStore, Namespace)
 
 
+def test_name_and_closed_as_on_kvstore(target: str) -> None:
+    async def scenario() -> None:
+        kv = AsyncKVStore(target)
+        assert kv.name == "default"
+        assert not kv.closed
+        async with kv:
+            users = await kv.namespace("users")
+            assert users.name == "users"
+            assert not kv.closed
+        assert kv.closed
+        with pytest.raises(StoreClosedError):
+            await kv.get("k")
+
+    run(scenario)
+    with KVStore(":memory:") as sync:
+        assert (sync.name, sync.namespace("users").name) == ("default", "users")
+    assert sync.closed
+
+
 def test_errors_are_the_store_errors_and_the_store_keeps_working(target: str) -> None:
     async def scenario() -> None:
         async with AsyncKVStore(target) as kv:
