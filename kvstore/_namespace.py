@@ -319,7 +319,8 @@ class Namespace:
         """Iterate over snapshots of ``keys`` (entries or None): now, then whenever one of them changes.
 
         Writes through this store wake the watcher at once; other processes' commits are noticed within
-        ``interval`` seconds, by one cheap ``PRAGMA data_version`` per interval, not a query per key.
+        ``interval`` seconds, by one cheap probe per interval (SQLite's ``PRAGMA data_version``, PostgreSQL's
+        counter row), not a query per key.
         """
         return Watch(self._shared, self._name, check_keys(keys), interval)
 

@@ -2,8 +2,9 @@
 
 How a change is noticed, cheaply:
 - a write through the same store object notifies a condition variable: the watcher wakes at once;
-- a commit by any other connection, in this process or another, changes ``PRAGMA data_version`` on the
-  watcher's own connection: one pragma per ``interval`` per watcher, never a query per key;
+- a commit by any other connection, in this process or another, changes the backend's change probe
+  (SQLite: ``PRAGMA data_version`` on the watcher's own connection; PostgreSQL: the counter row): one
+  probe per ``interval`` per watcher, never a query per key;
 - an entry whose expiry passes is gone, with no commit to announce it: the watcher compares the earliest
   expiry it holds with the store's clock at each interval.
 Only then are the keys read, in one snapshot, and a snapshot is yielded only if a versionstamp (or an
