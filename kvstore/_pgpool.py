@@ -78,6 +78,4 @@ class Pool:
         """Close the idle connections now; borrowed ones are closed as they come back."""
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self.discard_idle()

@@ -103,7 +103,6 @@ class PostgresBackend:
     def __init__(
         self, url: str, *, busy_timeout: float, pool_size: int, pool_timeout: float, connect_timeout: float
     ) -> None:
-        self._url = url
         self._where = f"PostgreSQL database {display_url(url)!r}"
         self._conninfo = conninfo(url)
         self._busy_ms = max(1, round(busy_timeout * 1000))  # lock_timeout 0 would mean "wait forever"
