@@ -18,13 +18,14 @@ from kvstore._sqlite_sql import (
     SQL_CURRENT,
     SQL_GET,
     SQL_GET_MANY,
-    SQL_LAST_VERSION,
-    SQL_NEXT_VERSION,
+    SQL_ONE_PUT_IF_ABSENT,
+    SQL_ONE_REPLACE_LIVE,
     SQL_PUT,
-    SQL_REPLACE_LIVE,
+    SQL_READ_VERSION,
+    SQL_RESERVE,
     SQL_SCAN,
-    SQL_STEP_VERSION,
 )
+from kvstore._sqlite_tx import BLOCK
 
 NS: Final = "default"
 CONTENT_TYPE: Final = "application/json"
@@ -199,24 +200,31 @@ class RawPeer(Peer):
         return op
 
     def set_tx_floor(self, w: Workload) -> Op:
-        """Exactly the statements of kvstore's set: BEGIN IMMEDIATE, step the versionstamp counter from the
-        value last drawn (SQL_NEXT_VERSION only if another writer moved it), replace the live entry (an
-        insert only when there is none), COMMIT."""
+        """Exactly the statements of kvstore's set: with a block of versionstamps reserved (a transaction
+        that moves the counter, once per BLOCK sets), one UPDATE in autocommit replaces the live entry if the
+        counter still ends the block (an insert follows only when there is no live entry)."""
         execute, hits, value = self.conn.execute, w.hits, w.value
-        last = [execute(SQL_LAST_VERSION).fetchone()[0]]
+        block = [0, -1]  # the next versionstamp, the block's end
+
+        def reserve() -> None:
+            execute("BEGIN IMMEDIATE")
+            counter = execute(SQL_READ_VERSION).fetchone()[0]
+            execute(SQL_RESERVE, (counter + BLOCK,))
+            execute("COMMIT")
+            block[:] = [counter + 1, counter + BLOCK]
 
         def op(i: int) -> None:
             key, now = hits[i], now_us()
             data = msgpack.packb(value)
-            execute("BEGIN IMMEDIATE")
-            version = last[0] + 1
-            if execute(SQL_STEP_VERSION, (version, last[0])).rowcount != 1:
-                version = execute(SQL_NEXT_VERSION).fetchone()[0]
-            replace = (data, CONTENT_TYPE, None, version, now, None, None, False, NS, key, now)
-            if execute(SQL_REPLACE_LIVE, replace).rowcount != 1:
-                execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, version, now, now, None, None, False))
-            execute("COMMIT")
-            last[0] = version
+            if block[0] > block[1]:
+                reserve()
+            version, end = block
+            replace = (data, CONTENT_TYPE, None, version, now, None, None, False, NS, key, now, end)
+            if execute(SQL_ONE_REPLACE_LIVE, replace).rowcount != 1:
+                row = (NS, key, data, CONTENT_TYPE, None, version, now, now, None, None, False, end, now)
+                if execute(SQL_ONE_PUT_IF_ABSENT, row).rowcount != 1:
+                    raise Failed(key)
+            block[0] = version + 1
 
         return op
 

@@ -9,7 +9,7 @@ encoding and the write rules above it are shared.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeAlias, TypeVar
+from typing import Final, Protocol, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
@@ -25,6 +25,10 @@ created_us, updated_us, expires_us, ttl_us, refresh_on_access."""
 
 Current: TypeAlias = tuple[int, int]
 """What a write needs to know of a live entry: (version, created_us)."""
+
+UNCONDITIONAL: Final = -2
+"""``Backend.try_put``'s ``expected`` for a write with no condition. No version is negative, and -1 is
+``parse_versionstamp``'s answer for a versionstamp that names no commit, which no entry matches."""
 
 
 class Transaction(Protocol):
@@ -140,6 +144,27 @@ class Backend(Protocol):
     def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
         """Move the expiry of the live entry at ``key`` if it still has ``version``; True if it did."""
 
+    def try_put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        expires_us: int | None,
+        ttl_us: int | None,
+        refresh_on_access: bool,
+        expected: int | None,
+        now_us: int,
+    ) -> tuple[int, bool] | None:
+        """Write one entry at once, if this backend can without a transaction: ``(version, found)``, where
+        ``found`` says a live entry was replaced (whose created_us is kept).
+
+        ``expected`` is the version the live entry must have, None if no entry may be live, or
+        UNCONDITIONAL. None back means nothing was written and nothing is known (the condition failed, or
+        the backend cannot tell or declines): the caller runs the write through ``transact``.
+        """
+
     def transact(self, body: Callable[[Transaction], T]) -> T:
         """Run ``body`` in one write transaction and commit; retried whole if the database asks."""
 
@@ -147,7 +172,8 @@ class Backend(Protocol):
         """Delete at most ``limit`` expired entries in one transaction; return how many."""
 
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
-        """(live rows, expired rows, namespaces, last version, schema revision, bytes or None, journal mode)."""
+        """(live rows, expired rows, namespaces, greatest version of a stored row or 0, schema revision, bytes or
+        None, journal mode)."""
 
     def close(self) -> None:
         """Close every connection; later calls raise StoreClosedError."""

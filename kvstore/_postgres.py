@@ -323,8 +323,7 @@ class PostgresBackend:
         def snapshot(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int, str, int | None, str]:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot
-                rows, expired, namespaces = one(conn, SQL_STATS, (now_us,))
-                (version,) = one(conn, SQL_LAST_VERSION)
+                rows, expired, namespaces, version = one(conn, SQL_STATS, (now_us,))
                 (size,) = one(conn, SQL_SIZE)
                 revision = ",".join(self._revisions(conn))
             return rows - expired, expired, namespaces, version, revision, size, "postgresql"
@@ -349,6 +348,22 @@ class PostgresBackend:
             time.sleep(delay * random.uniform(0.5, 1.5))  # jittered backoff between attempts
             delay = min(2 * delay, 0.1)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def try_put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        expires_us: int | None,
+        ttl_us: int | None,
+        refresh_on_access: bool,
+        expected: int | None,
+        now_us: int,
+    ) -> None:
+        """Declined: every write takes the counter row's lock, which is the transaction ``transact`` runs."""
+        return None
 
     def transact(self, body: Callable[[PostgresTx], T]) -> T:
         return self._retrying(lambda conn: body(PostgresTx(conn)), lock=True)

@@ -85,7 +85,8 @@ SQL_PURGE: Final = (
 )
 
 SQL_STATS: Final = (
-    "SELECT COUNT(*), COUNT(*) FILTER (WHERE expires_us <= %s), COUNT(DISTINCT namespace) FROM kvstore_entries"
+    "SELECT COUNT(*), COUNT(*) FILTER (WHERE expires_us <= %s), COUNT(DISTINCT namespace),"
+    " COALESCE(MAX(version), 0) FROM kvstore_entries"
 )
 SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
 SQL_SIZE: Final = (

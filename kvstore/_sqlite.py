@@ -32,7 +32,6 @@ from ._sqlite_sql import (
     SQL_GET,
     SQL_GET_MANY,
     SQL_HAS_VERSION_TABLE,
-    SQL_LAST_VERSION,
     SQL_PURGE,
     SQL_REFRESH,
     SQL_REVISIONS,
@@ -44,7 +43,7 @@ from ._sqlite_sql import (
     SQL_SCAN_REVERSE,
     SQL_STATS,
 )
-from ._sqlite_tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx
+from ._sqlite_tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx, put_one
 
 T = TypeVar("T")
 
@@ -53,6 +52,13 @@ _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
 
 # SQLite primary result codes (the low byte of an extended code).
 _BUSY, _LOCKED, _READONLY, _PERM, _FULL, _CORRUPT, _NOTADB, _CANTOPEN = 5, 6, 8, 3, 13, 11, 26, 14
+
+
+def _rolled_back(exc: BaseException) -> bool:
+    """Whether SQLite certainly wrote nothing: the lock was not taken, the database is read-only, or the
+    disk was full (SQLite rolls back then). After an I/O error, say, a commit may have reached the WAL."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (_BUSY, _LOCKED, _READONLY, _FULL)
 
 
 class SQLiteBackend:
@@ -132,7 +138,7 @@ class SQLiteBackend:
             raise self._translate(exc) from exc
         assert isinstance(conn, SQLiteConnection)
         conn.lock = threading.RLock()
-        conn.last_version = -1
+        conn.block_next, conn.block_end = 0, -1
         return conn
 
     def _check_header(self) -> None:
@@ -387,8 +393,7 @@ class SQLiteBackend:
             try:
                 conn.execute("BEGIN")  # one snapshot for every figure
                 try:
-                    rows, expired, namespaces = conn.execute(SQL_STATS, (now_us,)).fetchone()
-                    version: int = conn.execute(SQL_LAST_VERSION).fetchone()[0]
+                    rows, expired, namespaces, version = conn.execute(SQL_STATS, (now_us,)).fetchone()
                     revision = ",".join(self._revisions(conn))
                     pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
                     page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
@@ -421,18 +426,52 @@ class SQLiteBackend:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
+            block = conn.block_next, conn.block_end
+            committing = False
             try:
                 result = body(conn)
+                committing = True
                 conn.execute("COMMIT")
             except BaseException as exc:
                 # Also on KeyboardInterrupt or a cancelled task: never leave a half-applied transaction open.
                 with contextlib.suppress(sqlite3.Error):  # the original error says more
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
+                # Undo the transaction's draw from the versionstamp block; but if COMMIT failed in a way that
+                # leaves it uncertain whether the transaction committed, give the block up.
+                conn.block_next, conn.block_end = block if not committing or _rolled_back(exc) else (block[0], -1)
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from exc
                 raise
         return result
+
+    def try_put(
+        self,
+        namespace: str,
+        key: str,
+        value: bytes,
+        content_type: str,
+        metadata: str | None,
+        expires_us: int | None,
+        ttl_us: int | None,
+        refresh_on_access: bool,
+        expected: int | None,
+        now_us: int,
+    ) -> tuple[int, bool] | None:
+        try:
+            conn: SQLiteConnection = self._local.conn
+        except AttributeError:
+            conn = self._open()
+        with conn.lock:
+            try:
+                return put_one(
+                    conn, namespace, key, value, content_type, metadata, expires_us, ttl_us, refresh_on_access,
+                    expected, now_us,
+                )  # fmt: skip
+            except sqlite3.Error as exc:
+                if not _rolled_back(exc):
+                    conn.block_end = -1  # as for a failed COMMIT: the block is given up
+                raise self._translate(exc) from exc
 
     def transact(self, body: Callable[[SQLiteTx], T]) -> T:
         return self._write(lambda conn: body(SQLiteTx(conn)))

@@ -40,11 +40,15 @@ SQL_REFRESH: Final = (
     "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
 )
 SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
-SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
-# The same step when the connection knows the counter's value: it changes nothing unless the counter is
-# still that value (no other connection wrote since), and then SQL_NEXT_VERSION runs instead. Cheaper than
-# RETURNING (no result to build and fetch), and still one counter write in the writer's own transaction.
-SQL_STEP_VERSION: Final = "UPDATE kvstore_versionstamp SET version = ? WHERE id = 1 AND version = ?"
+# Versionstamps come from blocks: a connection that finds the counter row as it last left it draws the
+# next number of its block without writing the row (a second page per commit, the largest cost of a small
+# write); otherwise it reserves a new block, from the counter + 1, by writing the block's end there. Every
+# reservation raises the counter, so a connection whose block end is still the counter's value knows that
+# nobody has reserved since: its numbers are still above every committed versionstamp. Versionstamps
+# therefore increase in commit order, with a gap where one writer takes over from another.
+SQL_READ_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
+SQL_RESERVE: Final = "UPDATE kvstore_versionstamp SET version = ? WHERE id = 1"
+_BLOCK_HELD: Final = "(SELECT version FROM kvstore_versionstamp WHERE id = 1) = ?"
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
     " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -67,6 +71,21 @@ SQL_PUT_IF_VERSION: Final = (
     f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND version = ? AND {_LIVE}"
 )
 SQL_PUT_IF_ABSENT: Final = SQL_PUT + " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= ?"
+# One write as one statement in autocommit, outside any transaction, for a connection that holds a block:
+# each also checks that the counter is still the block's end, inside the statement (which holds the write
+# lock), and changes nothing otherwise. No row changed is then ambiguous (the check, or the block), and the
+# caller runs the write as a transaction instead.
+SQL_ONE_REPLACE_LIVE: Final = f"{SQL_REPLACE_LIVE} AND {_BLOCK_HELD}"
+SQL_ONE_PUT_IF_VERSION: Final = f"{SQL_PUT_IF_VERSION} AND {_BLOCK_HELD}"
+SQL_ONE_PUT_IF_ABSENT: Final = (
+    "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
+    f" expires_us, ttl_us, refresh_on_access) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {_BLOCK_HELD}"
+    " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, content_type = excluded.content_type,"
+    " metadata = excluded.metadata, version = excluded.version, created_us = excluded.created_us,"
+    " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
+    " refresh_on_access = excluded.refresh_on_access"
+    " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= ?"
+)
 SQL_CURRENT_MANY: Final = (
     f"SELECT key, version, created_us FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
 )
@@ -77,10 +96,9 @@ SQL_PURGE: Final = (
     " (SELECT id FROM kvstore_entries WHERE expires_us <= ? ORDER BY expires_us LIMIT ?)"
 )
 SQL_STATS: Final = (
-    "SELECT COUNT(*), COALESCE(SUM(expires_us IS NOT NULL AND expires_us <= ?), 0), COUNT(DISTINCT namespace)"
-    " FROM kvstore_entries"
+    "SELECT COUNT(*), COALESCE(SUM(expires_us IS NOT NULL AND expires_us <= ?), 0), COUNT(DISTINCT namespace),"
+    " COALESCE(MAX(version), 0) FROM kvstore_entries"
 )
-SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
 SQL_HAS_VERSION_TABLE: Final = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 SQL_SCAN_KEYS: Final = (

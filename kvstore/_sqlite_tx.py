@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from ._backend import Current, PutRow, Row
+from ._backend import UNCONDITIONAL, Current, PutRow, Row
 from ._errors import KVError
 from ._sqlite_sql import (
     SQL_CURRENT,
@@ -20,16 +20,22 @@ from ._sqlite_sql import (
     SQL_DELETE,
     SQL_DELETE_THROUGH,
     SQL_GET,
-    SQL_NEXT_VERSION,
+    SQL_ONE_PUT_IF_ABSENT,
+    SQL_ONE_PUT_IF_VERSION,
+    SQL_ONE_REPLACE_LIVE,
     SQL_PUT,
     SQL_PUT_IF_ABSENT,
     SQL_PUT_IF_VERSION,
     SQL_RANGE_BATCH,
+    SQL_READ_VERSION,
     SQL_REPLACE_LIVE,
-    SQL_STEP_VERSION,
+    SQL_RESERVE,
 )
 
 IN_CHUNK: Final = 500  # keys per IN (...) list; far below SQLite's bound-parameter limit
+# Versionstamps per reserved block (see _sqlite_sql.SQL_RESERVE): one counter write per this many commits
+# of one connection, and at most this large a gap where another connection takes over.
+BLOCK: Final = 1024
 
 
 class SQLiteConnection(sqlite3.Connection):
@@ -43,8 +49,10 @@ class SQLiteConnection(sqlite3.Connection):
     """
 
     lock: threading.RLock
-    # The versionstamp counter as this connection last drew it (-1: not yet); see SQLiteTx.next_version.
-    last_version: int
+    # This connection's block of versionstamps: the next one to draw, and the block's end, which is the
+    # counter's value while the block is still this connection's (-1: no block). See SQLiteTx.next_version.
+    block_next: int
+    block_end: int
 
 
 class SQLiteTx:
@@ -60,17 +68,17 @@ class SQLiteTx:
         return row
 
     def next_version(self) -> int:
-        # Guess that no other connection has drawn since this one did: then the counter steps from the
-        # known value with a plain UPDATE. A wrong guess (another writer, a rolled-back transaction)
-        # changes nothing, and the counter is read as it is. Either way the version is the counter + 1,
-        # written in this transaction, under the write lock.
+        # Inside the write lock, the counter row says whether this connection's block is still its own
+        # (nobody has reserved since); if not, or it is used up, reserve the next block. The caller
+        # (``SQLiteBackend._write``) undoes the draw if the transaction does not commit.
         conn = self._conn
-        known = conn.last_version
-        if known >= 0 and conn.execute(SQL_STEP_VERSION, (known + 1, known)).rowcount == 1:
-            version = known + 1
-        else:
-            version = conn.execute(SQL_NEXT_VERSION).fetchone()[0]
-        conn.last_version = version
+        counter: int = conn.execute(SQL_READ_VERSION).fetchone()[0]
+        version = conn.block_next
+        if counter != conn.block_end or version > counter:
+            version = counter + 1
+            conn.block_end = counter + BLOCK
+            conn.execute(SQL_RESERVE, (conn.block_end,))
+        conn.block_next = version + 1
         return version
 
     def put(
@@ -152,6 +160,43 @@ class SQLiteTx:
 
     def delete_through(self, namespace: str, start: str, last: str) -> None:
         self._conn.execute(SQL_DELETE_THROUGH, (namespace, start, last))
+
+
+def put_one(
+    conn: SQLiteConnection,
+    namespace: str,
+    key: str,
+    value: bytes,
+    content_type: str,
+    metadata: str | None,
+    expires_us: int | None,
+    ttl_us: int | None,
+    refresh_on_access: bool,
+    expected: int | None,
+    now_us: int,
+) -> tuple[int, bool] | None:
+    """``Backend.try_put`` on ``conn``, whose lock the caller holds: one statement in autocommit (two for a
+    write with no condition that finds no live entry), drawing from the connection's block."""
+    version, end = conn.block_next, conn.block_end
+    if version > end:
+        return None  # no block (or used up): reserving one takes a transaction
+    execute = conn.execute
+    if expected is None or expected == UNCONDITIONAL:
+        found = False
+        if expected is not None:  # replace a live entry first, keeping its created_us
+            params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh_on_access)
+            found = execute(SQL_ONE_REPLACE_LIVE, (*params, namespace, key, now_us, end)).rowcount == 1
+        if not found:
+            row = (namespace, key, value, content_type, metadata, version, now_us, now_us, expires_us, ttl_us)
+            if execute(SQL_ONE_PUT_IF_ABSENT, (*row, refresh_on_access, end, now_us)).rowcount != 1:
+                return None
+    else:
+        params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh_on_access)
+        if execute(SQL_ONE_PUT_IF_VERSION, (*params, namespace, key, expected, now_us, end)).rowcount != 1:
+            return None
+        found = True
+    conn.block_next = version + 1
+    return version, found
 
 
 class DataVersionProbe:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final, Literal
 
-from ._backend import Backend, Current, PutRow, Transaction
+from ._backend import UNCONDITIONAL, Backend, Current, PutRow, Transaction
 from ._codec import (
     INT_MAX,
     INT_MIN,
@@ -299,6 +299,13 @@ def _blind_put(backend: Backend, put: Put, now_us: int) -> Outcome:
     """One put with no condition, the shape of a plain ``set``: what ``commit`` does, without its
     bookkeeping for many mutations."""
 
+    done = backend.try_put(
+        put.namespace, put.key, put.value, put.content_type, put.metadata, put.expires_us(now_us), put.ttl_us,
+        put.refresh_on_access, UNCONDITIONAL, now_us,
+    )  # fmt: skip
+    if done is not None:
+        return Outcome(True, format_versionstamp(done[0]), [], [done[1]], [True], [None])
+
     def body(tx: Transaction) -> Outcome:
         row = _put_row(put, tx.next_version(), now_us, now_us)
         replaced = tx.replace_live(row, now_us)
@@ -319,6 +326,12 @@ def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: i
     """
     wanted = None if expected is None else parse_versionstamp(expected)
     is_check = expected is not None or put.overwrite
+    done = backend.try_put(
+        put.namespace, put.key, put.value, put.content_type, put.metadata, put.expires_us(now_us), put.ttl_us,
+        put.refresh_on_access, wanted, now_us,
+    )  # fmt: skip
+    if done is not None:
+        return Outcome(True, format_versionstamp(done[0]), [], [done[1]], [True], [None])
 
     def body(tx: Transaction) -> Outcome:
         version = tx.next_version()

@@ -72,5 +72,6 @@ def test_racing_transfers_keep_the_sum(shared_target: str) -> None:
         assert isinstance(a.value, int)
         assert isinstance(b.value, int)
         assert a.value + b.value == TOTAL
-        # Every committed transfer drew exactly one versionstamp: none were lost or shared.
-        assert int(a.versionstamp[:16], 16) - int(start.versionstamp[:16], 16) == 2 * TRANSFERS
+        # Every committed transfer drew a versionstamp of its own, greater than the one before (on SQLite
+        # there are gaps where one writer takes over from the other: see _sqlite_sql.SQL_RESERVE).
+        assert int(a.versionstamp[:16], 16) - int(start.versionstamp[:16], 16) >= 2 * TRANSFERS
