@@ -194,6 +194,7 @@ class StoreInfo:
     """What ``KVStore.info()`` reports about a database.
 
     ``entries`` counts live entries and ``expired`` those awaiting a purge, over every namespace;
+    ``last_versionstamp`` is the greatest versionstamp among them (None when there are none);
     ``size_bytes`` is the database's logical size (pages x page size, WAL included), None in memory.
     """
 
