@@ -30,6 +30,10 @@ def test_info_of_a_file_store(db_path: Path, clock: FakeClock) -> None:
         assert (info.entries, info.expired, info.namespaces, info.last_versionstamp) == (1, 1, 2, last)
         kv.purge_expired()
         assert (kv.info().entries, kv.info().expired, kv.info().namespaces) == (1, 0, 1)
+        # The greatest versionstamp of an entry still stored: the purged one's is gone with it.
+        kept = kv.get("a")
+        assert kept is not None
+        assert kv.info().last_versionstamp == kept.versionstamp
 
 
 def test_info_of_a_memory_store() -> None:

@@ -194,6 +194,24 @@ def test_validation_happens_before_anything_is_written(kv: KVStore) -> None:
     assert _committed(kv.set("j", 1)) > stamp
 
 
+def test_a_block_reserved_by_a_rolled_back_transaction_is_nobody_s(tmp_path: Path) -> None:
+    """A transaction that reserved a block and then rolled back leaves the counter, and so the other
+    writer's block, as they were: that writer goes on by one, and the next reservation starts past it."""
+    path = tmp_path / "kv.db"
+    with KVStore(path) as first, KVStore(path) as second:
+        a = int(_committed(first.set("a", 1))[:16], 16)
+        failed = second.atomic().set("x", 1).set("n", "text").sum("n", 1)
+        with pytest.raises(ValidationError):
+            failed.commit()  # drew a versionstamp (reserving a block) before the sum failed
+        b = int(_committed(first.set("b", 2))[:16], 16)
+        c = int(_committed(second.set("c", 3))[:16], 16)
+        d = int(_committed(second.set("d", 4))[:16], 16)
+        assert second.get("x") is None
+    assert b == a + 1
+    assert c > b + 1
+    assert d == c + 1
+
+
 def test_writers_taking_turns_on_one_file_draw_increasing_versionstamps(tmp_path: Path) -> None:
     """Each connection draws from a block of the counter: while no other writer comes between, its
     versionstamps follow on by one (a rolled-back transaction leaves no gap); a writer taking over jumps
