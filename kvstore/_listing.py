@@ -9,10 +9,11 @@ from ._backend import Backend, Row, Transaction
 from ._codec import _INSTANTS, decode_metadata, decode_value, from_epoch_us
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
-from ._models import Entry, KeyPage, Page, make_entry
+from ._models import Entry, KeyPage, Page
 from ._validation import check_flag, check_prefix
 
 # Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
+_new: Final = tuple.__new__  # builds a named tuple from a tuple of its fields, skipping its __new__'s argument parsing
 _END: Final = "~"
 
 
@@ -109,14 +110,17 @@ def entry_from_row(row: Row) -> Entry:
     no metadata, and instants recently built (see ``_codec.from_epoch_us``)."""
     key, value, version, metadata, content_type, created_us, updated_us, expires_us, _ttl, _refresh = row
     created_at = _INSTANTS.get(created_us) or from_epoch_us(created_us)
-    return make_entry(
-        key,
-        decode_value(value),
-        "%016x0000" % version,  # noqa: UP031  # format_versionstamp, inlined
-        {} if metadata is None else decode_metadata(metadata),
-        content_type,
-        len(value),
-        created_at,
-        created_at if updated_us == created_us else _INSTANTS.get(updated_us) or from_epoch_us(updated_us),
-        None if expires_us is None else from_epoch_us(expires_us),
+    return _new(
+        Entry,
+        (
+            key,
+            decode_value(value),
+            "%016x0000" % version,  # noqa: UP031  # format_versionstamp, inlined
+            {} if metadata is None else decode_metadata(metadata),
+            content_type,
+            len(value),
+            created_at,
+            created_at if updated_us == created_us else _INSTANTS.get(updated_us) or from_epoch_us(updated_us),
+            None if expires_us is None else from_epoch_us(expires_us),
+        ),
     )

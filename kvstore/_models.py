@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Final, overload
+from typing import NamedTuple, overload
 
 from ._codec import JSON, Value
 
 __all__ = ["CommitResult", "Entry", "FailedCheck", "KeyPage", "Page", "SetResult", "StoreInfo"]
 
 
-@dataclass(frozen=True, slots=True)
-class SetResult:
-    """The outcome of ``set``.
+# SetResult and Entry are named tuples, not frozen dataclasses: one is built on every set and every entry
+# read, and a frozen dataclass sets each field through a descriptor call, which cost more than the rest
+# of building an entry. A named tuple is built whole by one C call and is just as immutable.
+
+
+class SetResult(NamedTuple):
+    """The outcome of ``set`` (an immutable named tuple).
 
     ``ok`` is False only when a condition (``if_versionstamp``, ``if_not_exists``) failed. ``committed`` is
     True when this call wrote; ``versionstamp`` is then the new one, otherwise the current live entry's
@@ -32,9 +36,8 @@ class SetResult:
     size_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A live entry as read from the store; every datetime is UTC-aware."""
+class Entry(NamedTuple):
+    """A live entry as read from the store (an immutable named tuple); every datetime is UTC-aware."""
 
     key: str
     value: Value
@@ -45,66 +48,6 @@ class Entry:
     created_at: datetime
     updated_at: datetime
     expires_at: datetime | None
-
-
-_RESULT_SLOTS: Final = tuple(SetResult.__dict__[name].__set__ for name in SetResult.__dataclass_fields__)
-
-
-def make_set_result(
-    ok: bool,
-    committed: bool,
-    versionstamp: str | None,
-    created: bool,
-    key: str,
-    expires_at: datetime | None,
-    content_type: str,
-    size_bytes: int,
-) -> SetResult:
-    """``SetResult(...)`` with positional fields, faster (see ``make_entry``)."""
-    result: SetResult = object.__new__(SetResult)
-    s_ok, s_committed, s_stamp, s_created, s_key, s_expires, s_type, s_size = _RESULT_SLOTS
-    s_ok(result, ok)
-    s_committed(result, committed)
-    s_stamp(result, versionstamp)
-    s_created(result, created)
-    s_key(result, key)
-    s_expires(result, expires_at)
-    s_type(result, content_type)
-    s_size(result, size_bytes)
-    return result
-
-
-# Every entry read goes through ``make_entry``: it fills the slots directly, skipping the frozen dataclass's
-# __init__, which sets each of the nine fields through object.__setattr__ (a third of the cost of a get's
-# Python). The result is an ordinary Entry: frozen, equal and hashable as one built by Entry(...).
-_ENTRY_SLOTS: Final = tuple(Entry.__dict__[name].__set__ for name in Entry.__dataclass_fields__)
-_NEW: Final = object.__new__
-
-
-def make_entry(
-    key: str,
-    value: Value,
-    versionstamp: str,
-    metadata: dict[str, JSON],
-    content_type: str,
-    size_bytes: int,
-    created_at: datetime,
-    updated_at: datetime,
-    expires_at: datetime | None,
-) -> Entry:
-    """``Entry(...)`` with positional fields, faster."""
-    entry: Entry = _NEW(Entry)
-    s_key, s_value, s_stamp, s_metadata, s_type, s_size, s_created, s_updated, s_expires = _ENTRY_SLOTS
-    s_key(entry, key)
-    s_value(entry, value)
-    s_stamp(entry, versionstamp)
-    s_metadata(entry, metadata)
-    s_type(entry, content_type)
-    s_size(entry, size_bytes)
-    s_created(entry, created_at)
-    s_updated(entry, updated_at)
-    s_expires(entry, expires_at)
-    return entry
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,17 +16,19 @@ from datetime import datetime
 from typing import Any, Final
 
 from ._atomic import AtomicOperation
-from ._backend import Backend, Row
+from ._backend import UNCONDITIONAL, Backend, Row
 from ._codec import default_content_type, encode_value, from_epoch_us
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
-from ._models import Entry, KeyPage, Page, SetResult, make_set_result
+from ._models import Entry, KeyPage, Page, SetResult
 from ._validation import MAX_TTL_US, check_key, check_keys, check_namespace, check_set_options, check_versionstamp
 from ._watch import Watch
 from ._write import Check, Delete, Put, commit, prepare_put
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
+_new: Final = tuple.__new__  # a named tuple from a tuple of its fields (see _models)
+
 # Now + the longest TTL must still be a datetime (year <= 9999).
 _LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
 
@@ -162,7 +164,17 @@ class Namespace:
             now_us = shared.now_us()
             check_key(key)
             data = encode_value(value, shared.max_value_size)
-            put = Put(self._name, key, data, default_content_type(value), None, None, None, False, overwrite)
+            kind = default_content_type(value)
+            if if_versionstamp is None and if_not_exists is False and overwrite is True:
+                # The commonest write of all: straight to the backend's one-statement write when it can.
+                done = shared.backend.try_put(
+                    self._name, key, data, kind, None, None, None, False, UNCONDITIONAL, now_us
+                )
+                if done is not None:
+                    shared.committed()
+                    stamp = "%016x0000" % done[0]  # noqa: UP031  # format_versionstamp, inlined
+                    return _new(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
+            put = Put(self._name, key, data, kind, None, None, None, False, overwrite)
         else:
             check_set_options(
                 if_versionstamp=if_versionstamp,
@@ -203,7 +215,7 @@ class Namespace:
             ok, committed, versionstamp, created = True, True, outcome.versionstamp, not outcome.found[0]
             shared.committed()
         expires_us = put.expires_us(now_us)
-        return make_set_result(
+        return SetResult(
             ok,
             committed,
             versionstamp,

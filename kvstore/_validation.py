@@ -50,10 +50,22 @@ def check_keys(keys: object) -> list[str]:
     return [check_key(key) for key in keys]
 
 
+# Keys found valid lately: a dict lookup instead of a regex match for the keys an application uses over and
+# over. Only exact str objects enter (a str subclass could compare equal and differ); cleared whole when full.
+_VALID_KEYS: dict[str, None] = {}
+_VALID_KEYS_MAX: Final = 65_536
+
+
 def check_key(key: object) -> str:
     """Return ``key`` if it is a valid key, else raise InvalidKeyError."""
-    if type(key) is str and len(key) <= MAX_KEY_LENGTH and _VALID_KEY(key) is not None:
-        return key  # every key is checked, most of them on the hot path: one match decides a valid one
+    if type(key) is str:
+        if key in _VALID_KEYS:
+            return key
+        if len(key) <= MAX_KEY_LENGTH and _VALID_KEY(key) is not None:
+            if len(_VALID_KEYS) >= _VALID_KEYS_MAX:
+                _VALID_KEYS.clear()
+            _VALID_KEYS[key] = None
+            return key  # one match decides a valid key; what is wrong with another is found out below
     # Otherwise find out what is wrong, to say so.
     if type(key) is not str:
         raise InvalidKeyError(f"key must be a str, not {type(key).__name__}")

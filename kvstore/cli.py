@@ -56,7 +56,7 @@ def _print(data: Any) -> None:
 
 
 def _entry(entry: Entry) -> dict[str, Any]:
-    data = dataclasses.asdict(entry)
+    data = entry._asdict()
     data["encoding"] = "base64" if isinstance(entry.value, bytes) else "json"
     return data
 
@@ -213,7 +213,7 @@ def set_command(
             metadata=meta,
             content_type=content_type,
         )
-    _print(dataclasses.asdict(result))
+    _print(result._asdict())
     if not result.ok:
         sys.exit(EXIT_NOT_DONE)
 

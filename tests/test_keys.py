@@ -143,3 +143,33 @@ def test_the_fast_key_check_on_the_edge_cases(key: str) -> None:
     from kvstore._validation import _VALID_KEY
 
     assert (len(key) <= 256 and _VALID_KEY(key) is not None) == (key in VALID_KEYS)
+
+
+@given(st.lists(_KEYISH, max_size=20))
+def test_the_cache_of_valid_keys_holds_only_valid_keys(texts: list[str]) -> None:
+    """check_key answers the same the second time (from its cache of valid keys) as the first."""
+    from kvstore._validation import _VALID_KEYS, check_key
+
+    for text in texts * 2:
+        try:
+            check_key(text)
+        except InvalidKeyError:
+            assert not _by_the_rules(text)
+        else:
+            assert _by_the_rules(text)
+    assert all(_by_the_rules(key) for key in _VALID_KEYS)
+
+
+def test_the_cache_of_valid_keys_is_bounded_and_skips_str_subclasses() -> None:
+    from kvstore._validation import _VALID_KEYS, _VALID_KEYS_MAX, check_key
+
+    class Key(str):
+        pass
+
+    with pytest.raises(InvalidKeyError, match="must be a str"):
+        check_key(Key("subclassed"))
+    assert "subclassed" not in _VALID_KEYS
+    for i in range(_VALID_KEYS_MAX + 10):
+        check_key(f"bound/{i}")
+    assert 0 < len(_VALID_KEYS) <= _VALID_KEYS_MAX
+    assert f"bound/{_VALID_KEYS_MAX + 9}" in _VALID_KEYS
