@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ._atomic import AtomicOperation
 from ._backend import UNCONDITIONAL, Backend, Row
-from ._codec import default_content_type, encode_value, from_epoch_us
+from ._codec import default_content_type, encode_value, from_epoch_us, parse_versionstamp
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
 from ._models import Entry, KeyPage, Page, SetResult
@@ -165,15 +165,17 @@ class Namespace:
             check_key(key)
             data = encode_value(value, shared.max_value_size)
             kind = default_content_type(value)
-            if if_versionstamp is None and if_not_exists is False and overwrite is True:
-                # The commonest write of all: straight to the backend's one-statement write when it can.
-                done = shared.backend.try_put(
-                    self._name, key, data, kind, None, None, None, False, UNCONDITIONAL, now_us
-                )
-                if done is not None:
-                    shared.committed()
-                    stamp = "%016x0000" % done[0]  # noqa: UP031  # format_versionstamp, inlined
-                    return _new(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
+            # Straight to the backend's one-statement write when it can: no mutation, commit or outcome
+            # objects for the commonest writes of all. Anything it cannot settle goes the general way.
+            if if_versionstamp is not None:
+                expected: int | None = parse_versionstamp(if_versionstamp)
+            else:
+                expected = None if if_not_exists or not overwrite else UNCONDITIONAL
+            done = shared.backend.try_put(self._name, key, data, kind, None, None, None, False, expected, now_us)
+            if done is not None:
+                shared.committed()
+                stamp = "%016x0000" % done[0]  # noqa: UP031  # format_versionstamp, inlined
+                return _new(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
             put = Put(self._name, key, data, kind, None, None, None, False, overwrite)
         else:
             check_set_options(
