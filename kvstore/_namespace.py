@@ -176,8 +176,10 @@ class Namespace:
                 shared.committed()
                 stamp = "%016x0000" % done[0]  # noqa: UP031  # format_versionstamp, inlined
                 return _new(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
+            tried = True  # declined: the transaction below need not offer it again
             put = Put(self._name, key, data, kind, None, None, None, False, overwrite)
         else:
+            tried = False
             check_set_options(
                 if_versionstamp=if_versionstamp,
                 if_not_exists=if_not_exists,
@@ -207,7 +209,7 @@ class Namespace:
             checks = [Check(self._name, key, None)]
         else:
             checks = []
-        outcome = commit(shared.backend, checks, [put], now_us)
+        outcome = commit(shared.backend, checks, [put], now_us, tried=tried)
 
         if not outcome.ok:
             ok, committed, versionstamp, created = False, False, outcome.failed[0][1], False

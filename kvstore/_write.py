@@ -199,16 +199,21 @@ class _NothingWritten(Exception):
         self.outcome = outcome
 
 
-def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int) -> Outcome:
-    """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes."""
+def commit(
+    backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int, *, tried: bool = False
+) -> Outcome:
+    """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes.
+
+    ``tried``: the caller already offered this one put to ``backend.try_put``, which declined it.
+    """
     if len(mutations) == 1 and type(mutations[0]) is Put:
         put = mutations[0]
         if not checks and put.overwrite:
-            return _blind_put(backend, put, now_us)
+            return _blind_put(backend, put, now_us, tried)
         if (not checks and not put.overwrite) or (
             len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key)
         ):
-            return _conditional_put(backend, put, checks[0].versionstamp if checks else None, now_us)
+            return _conditional_put(backend, put, checks[0].versionstamp if checks else None, now_us, tried)
     wanted = [None if c.versionstamp is None else parse_versionstamp(c.versionstamp) for c in checks]
 
     def body(tx: Transaction) -> Outcome:
@@ -295,11 +300,11 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
     return backend.transact(body)
 
 
-def _blind_put(backend: Backend, put: Put, now_us: int) -> Outcome:
+def _blind_put(backend: Backend, put: Put, now_us: int, tried: bool) -> Outcome:
     """One put with no condition, the shape of a plain ``set``: what ``commit`` does, without its
     bookkeeping for many mutations."""
 
-    done = backend.try_put(
+    done = None if tried else backend.try_put(
         put.namespace, put.key, put.value, put.content_type, put.metadata, put.expires_us(now_us), put.ttl_us,
         put.refresh_on_access, UNCONDITIONAL, now_us,
     )  # fmt: skip
@@ -316,7 +321,7 @@ def _blind_put(backend: Backend, put: Put, now_us: int) -> Outcome:
     return backend.transact(body)
 
 
-def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: int) -> Outcome:
+def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: int, tried: bool) -> Outcome:
     """One put on the condition that the live entry at its key has ``expected`` (None: that there is none).
 
     The shape of every conditional ``set``: check and write are one statement. The version is drawn first,
@@ -326,7 +331,7 @@ def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: i
     """
     wanted = None if expected is None else parse_versionstamp(expected)
     is_check = expected is not None or put.overwrite
-    done = backend.try_put(
+    done = None if tried else backend.try_put(
         put.namespace, put.key, put.value, put.content_type, put.metadata, put.expires_us(now_us), put.ttl_us,
         put.refresh_on_access, wanted, now_us,
     )  # fmt: skip
