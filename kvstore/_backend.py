@@ -14,10 +14,11 @@ from typing import Final, Protocol, TypeAlias, TypeVar
 T = TypeVar("T")
 
 
-Row: TypeAlias = tuple[str, bytes, int, str | None, str, int, int, int | None, int | None, int]
+Row: TypeAlias = tuple[str, bytes, int, str | None, str, int, int, int | None, int | None]
 """A stored entry as a backend returns it, positionally: key, value, version, metadata, content_type,
-created_us, updated_us, expires_us, ttl_us, refresh_on_access (0 or 1). Times are epoch microseconds.
-Plain tuples, because the driver's rows are already tuples and the read path is hot."""
+created_us, updated_us, expires_us, and the TTL a read refreshes it by (None unless refresh_on_access).
+Times are epoch microseconds. Plain tuples, because the driver's rows are already tuples and the read
+path is hot."""
 
 PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
 """The arguments of ``Transaction.put``, in order: namespace, key, value, content_type, metadata, version,

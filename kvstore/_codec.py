@@ -110,14 +110,36 @@ def _no_ext(code: int, data: bytes) -> object:
     raise ValueError(f"msgpack ext type {code} is not a kvstore value")
 
 
+# Decoding with str or bytes map keys only and no ext type at all (max_ext_len=0 refuses even the timestamp
+# type, which never reaches ext_hook), msgpack returns nothing but Value's types, with three exceptions:
+# a bytes map key, an int past INT_MAX and nesting past MAX_DEPTH. Each needs bytes of its own in the
+# data: a bin header (0xc4-0xc6), a uint64 header (0xcf), or more container headers (0x80-0x9f, 0xdc-0xdf)
+# than MAX_DEPTH. Finding none of them is a scan in C that costs half of walking the value in Python; bytes
+# inside strings and numbers can look like headers too, and such a value is walked, never passed unseen.
+_SUSPECT: Final = bytes([0xC4, 0xC5, 0xC6, 0xCF])
+_HEADERS: Final = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
+_UNREMARKABLE: Final = bytes(b for b in range(256) if b not in _SUSPECT + _HEADERS)
+_SCAN_MAX: Final = 4096  # past this, walking beats scanning: a large value is mostly a few long members
+_CONTAINERS: Final = (list, dict)
+
+
 def decode_value(data: bytes) -> Value:
     """Decode a stored value; str stays str and bytes stay bytes. A value kvstore could not have written
     (another program's row, a corrupt file) raises NotADatabaseError: only plain data ever comes back."""
     try:
         if type(data) is not bytes:
             raise TypeError(f"a {type(data).__name__} where a blob belongs")
-        result: Value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext)
-        _check(result, 0, _VALUE_RULES)
+        result: Value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext, max_ext_len=0)
+        kind = type(result)
+        if kind in _CONTAINERS:
+            if len(data) > _SCAN_MAX:
+                _check(result, 0, _VALUE_RULES)
+            else:
+                marks = data.translate(None, _UNREMARKABLE)
+                if len(marks) > MAX_DEPTH or marks.translate(None, _HEADERS):
+                    _check(result, 0, _VALUE_RULES)
+        elif kind is int:
+            _check(result, 0, _VALUE_RULES)
     except (ValueError, TypeError, RecursionError, ValidationError) as exc:  # msgpack's errors are ValueErrors
         raise NotADatabaseError(f"a stored value is corrupt: {exc}") from exc
     return result

@@ -108,7 +108,7 @@ def delete_range_batch(
 def entry_from_row(row: Row) -> Entry:
     """The Entry of a stored row. Every read builds its entries here, so the common cases are inlined:
     no metadata, and instants recently built (see ``_codec.from_epoch_us``)."""
-    key, value, version, metadata, content_type, created_us, updated_us, expires_us, _ttl, _refresh = row
+    key, value, version, metadata, content_type, created_us, updated_us, expires_us, _refresh = row
     created_at = _INSTANTS.get(created_us) or from_epoch_us(created_us)
     return _new(
         Entry,

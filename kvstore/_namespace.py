@@ -238,7 +238,7 @@ class Namespace:
         row = shared.backend.get(self._name, key, now_us)
         if row is None:
             return None
-        if row[9]:
+        if row[8] is not None:
             row = self._refresh(row, now_us)
             if row is None:
                 return None
@@ -251,7 +251,7 @@ class Namespace:
         now_us = shared.now_us()
         found: dict[str, Entry] = {}
         for row in shared.backend.get_many(self._name, wanted, now_us):
-            refreshed = self._refresh(row, now_us) if row[9] else row
+            refreshed = row if row[8] is None else self._refresh(row, now_us)
             if refreshed is not None:
                 found[refreshed[0]] = entry_from_row(refreshed)
         return [found.get(key) for key in wanted]
@@ -349,7 +349,7 @@ class Namespace:
         backend = self._shared.backend
         current: Row | None = row
         for _ in range(_REFRESH_ATTEMPTS):
-            if current is None or not current[9] or current[8] is None:
+            if current is None or current[8] is None:
                 return current
             expires_us = now_us + current[8]
             try:
@@ -357,6 +357,6 @@ class Namespace:
             except (ReadOnlyStoreError, StoreBusyError):
                 return current
             if refreshed:
-                return (*current[:7], expires_us, *current[8:])
+                return (*current[:7], expires_us, current[8])
             current = backend.get(self._name, current[0], now_us)
         return current

@@ -139,6 +139,7 @@ class SQLiteBackend:
         assert isinstance(conn, SQLiteConnection)
         conn.lock = threading.RLock()
         conn.block_next, conn.block_end = 0, -1
+        conn.reader = conn.cursor()
         return conn
 
     def _check_header(self) -> None:
@@ -272,7 +273,7 @@ class SQLiteBackend:
             conn = self._open()
         with conn.lock:
             try:
-                row: Row | None = conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+                row: Row | None = conn.reader.execute(SQL_GET, (namespace, key, now_us)).fetchone()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return row
@@ -288,7 +289,7 @@ class SQLiteBackend:
                     conn.execute("BEGIN")  # one snapshot across the chunks
                 for chunk in chunks:
                     sql = SQL_GET_MANY + "(" + ", ".join("?" * len(chunk)) + ")"
-                    rows.extend(conn.execute(sql, (namespace, now_us, *chunk)))
+                    rows.extend(conn.reader.execute(sql, (namespace, now_us, *chunk)))
                 if conn.in_transaction:
                     conn.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -353,7 +354,7 @@ class SQLiteBackend:
         conn = self._conn()
         with conn.lock:
             try:
-                return conn.execute(sql, params).fetchall()
+                return conn.reader.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 

@@ -53,6 +53,10 @@ class SQLiteConnection(sqlite3.Connection):
     # counter's value while the block is still this connection's (-1: no block). See SQLiteTx.next_version.
     block_next: int
     block_end: int
+    # One cursor for every read, made once: ``execute`` on the connection builds a cursor per call, which
+    # costs more than a third of the driver's work for a primary-key read. The reads run their statements
+    # to the end (a unique key has one row; lists are fetched whole), so no statement stays open on it.
+    reader: sqlite3.Cursor
 
 
 class SQLiteTx:

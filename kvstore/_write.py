@@ -392,6 +392,8 @@ def _apply_arith(tx: Transaction, mutation: Arith, version: int, now_us: int) ->
     if row is None:
         tx.put(*slot, value, default_content_type(0), None, version, now_us, now_us, None, None, False)
         return now_us
-    _, _, _, metadata, content_type, created_us, _, expires_us, ttl_us, refresh = row
-    tx.put(*slot, value, content_type, metadata, version, created_us, now_us, expires_us, ttl_us, bool(refresh))
+    # A read returns the TTL only of an entry refreshed on access: the one use a stored TTL has.
+    _, _, _, metadata, content_type, created_us, _, expires_us, refresh_ttl_us = row
+    refresh = refresh_ttl_us is not None
+    tx.put(*slot, value, content_type, metadata, version, created_us, now_us, expires_us, refresh_ttl_us, refresh)
     return created_us

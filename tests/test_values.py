@@ -16,9 +16,11 @@ from kvstore import (
     InvalidMetadataError,
     InvalidValueError,
     KVStore,
+    NotADatabaseError,
     Value,
     ValueTooLargeError,
 )
+from kvstore._codec import DEFAULT_MAX_VALUE_SIZE, MAX_DEPTH, decode_value, encode_value
 
 from .conftest import Stores
 
@@ -251,3 +253,97 @@ def test_an_entry_read_back_can_be_written_again_as_is(kv: KVStore) -> None:
     copy = kv.get("b")
     assert copy is not None
     assert (copy.value, copy.metadata, copy.content_type) == (entry.value, entry.metadata, entry.content_type)
+
+
+# -- decoding: a stored value kvstore could not have written is refused, however it is built -----------
+
+# Everything msgpack can encode without ext types, including what kvstore never writes: bytes map keys,
+# ints past the signed 64-bit range, nesting of any depth (up to msgpack's own limit).
+_ANY_SCALARS = (
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats() | st.text()
+    | st.binary()
+)  # fmt: skip
+_ANY_DATA = st.recursive(
+    _ANY_SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4) | st.binary(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _nested(depth: int, leaf: object) -> object:
+    for index in range(depth):
+        leaf = [leaf] if index % 2 else {"k": leaf}
+    return leaf
+
+
+def _refused_on_write(value: object) -> bool:
+    try:
+        encode_value(value, DEFAULT_MAX_VALUE_SIZE)
+    except InvalidValueError:
+        return True
+    return False
+
+
+@given(_ANY_DATA | st.builds(_nested, st.integers(min_value=55, max_value=70), _ANY_DATA))
+def test_a_value_reads_back_exactly_when_set_would_take_it(value: object) -> None:
+    """Reading and writing agree on what a value may be, whichever way the read decides it."""
+    data = msgpack.packb(value, use_bin_type=True)
+    if _refused_on_write(value):
+        with pytest.raises(NotADatabaseError):
+            decode_value(data)
+    else:
+        assert _same(decode_value(data), value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {b"k": 1},
+        [1.5, {"a": [{b"": None}]}],
+        2**63,
+        [2**64 - 1],
+        {"n": [2**63]},
+        _nested(MAX_DEPTH + 1, 1),
+        _nested(MAX_DEPTH + 1, "x" * 5000),  # too long to scan: walked
+        [msgpack.Timestamp(1, 0)],
+        msgpack.ExtType(5, b""),
+    ],
+    ids=repr,
+)
+def test_stored_values_kvstore_would_not_write_are_refused(value: object) -> None:
+    with pytest.raises(NotADatabaseError):
+        decode_value(msgpack.packb(value, use_bin_type=True))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x81\xa1t\xd7\xff" + bytes(8),  # {"t": <timestamp>}, as fixext 8 of type -1
+        b"\x91\xc7\x00\xff",  # [<timestamp of no bytes>]
+        b"\x91\xc7\x00\x05",  # [<ext type 5 of no bytes>]
+        b"\x92\x01",  # truncated
+        b"\x91\x01\x01",  # trailing bytes
+        b"\x81\x01\x02",  # an int map key
+    ],
+    ids=repr,
+)
+def test_malformed_stored_values_are_refused(data: bytes) -> None:
+    with pytest.raises(NotADatabaseError):
+        decode_value(data)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        _nested(MAX_DEPTH, 1),
+        {"price": 19.99, "tags": ["a"]},
+        ["\u00e9" * 100, {"\u4e2d": "\u6587" * 50}],  # UTF-8 bytes that look like container headers
+        [b"\xcf\xc4\x80" * 30, 2**63 - 1, -(2**63)],
+        {"big": "x" * 5000, "n": [1, 2, 3]},
+    ],
+    ids=lambda value: repr(value)[:40],
+)
+def test_stored_values_kvstore_would_write_are_read(value: object) -> None:
+    assert _same(decode_value(msgpack.packb(value, use_bin_type=True)), value)
