@@ -6,10 +6,11 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
+from ._codec import default_content_type, encode_value
 from ._errors import AtomicLimitError, InvalidOptionsError, InvalidValueError
 from ._models import CommitResult, FailedCheck
 from ._validation import check_key, check_set_options, check_versionstamp
-from ._write import Arith, Check, Delete, Mutation, commit, prepare_put
+from ._write import Arith, Check, Delete, Mutation, Put, commit, prepare_put
 
 if TYPE_CHECKING:
     from ._namespace import _Shared
@@ -61,6 +62,18 @@ class AtomicOperation:
         """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
         self._open()
         shared = self._shared
+        if (
+            expire_in is None
+            and expire_at is None
+            and refresh_on_access is False
+            and metadata is None
+            and content_type is None
+        ):
+            # The plain set, as in a batch of many: only the key and the value need checking.
+            check_key(key)
+            data = encode_value(value, shared.max_value_size)
+            put = Put(self._namespace, key, data, default_content_type(value), None, None, None, False)
+            return self._add(put, len(key) + len(data))
         check_set_options(
             if_versionstamp=None,
             if_not_exists=False,

@@ -51,13 +51,16 @@ SQL_REFRESH: Final = (
 SQL_LOCK: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1 FOR UPDATE"
 SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
 SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+# An entry written whole. Replacing a live entry keeps its creation time (a write's updated_us is its
+# "now"), so a batch can write keys it never read: it need not know whether an entry was there.
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
     " expires_us, ttl_us, refresh_on_access) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, content_type = EXCLUDED.content_type,"
-    " metadata = EXCLUDED.metadata, version = EXCLUDED.version, created_us = EXCLUDED.created_us,"
-    " updated_us = EXCLUDED.updated_us, expires_us = EXCLUDED.expires_us, ttl_us = EXCLUDED.ttl_us,"
-    " refresh_on_access = EXCLUDED.refresh_on_access"
+    " metadata = EXCLUDED.metadata, version = EXCLUDED.version, created_us = CASE WHEN"
+    " kvstore_entries.expires_us IS NULL OR kvstore_entries.expires_us > EXCLUDED.updated_us"
+    " THEN kvstore_entries.created_us ELSE EXCLUDED.created_us END, updated_us = EXCLUDED.updated_us,"
+    " expires_us = EXCLUDED.expires_us, ttl_us = EXCLUDED.ttl_us, refresh_on_access = EXCLUDED.refresh_on_access"
 )
 # A write that needs no check replaces a live entry in place (created_us stays); no row changed means there
 # was none, and SQL_PUT then inserts (or replaces an expired row): a set of an existing key is one statement.

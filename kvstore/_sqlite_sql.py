@@ -52,13 +52,16 @@ SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE nam
 SQL_READ_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
 SQL_RESERVE: Final = "UPDATE kvstore_versionstamp SET version = ? WHERE id = 1"
 _BLOCK_HELD: Final = "(SELECT version FROM kvstore_versionstamp WHERE id = 1) = ?"
+# An entry written whole. Replacing a live entry keeps its creation time (a write's updated_us is its
+# "now"), so a batch can write keys it never read: it need not know whether an entry was there.
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
     " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, content_type = excluded.content_type,"
-    " metadata = excluded.metadata, version = excluded.version, created_us = excluded.created_us,"
-    " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
-    " refresh_on_access = excluded.refresh_on_access"
+    " metadata = excluded.metadata, version = excluded.version, created_us = CASE WHEN"
+    " kvstore_entries.expires_us IS NULL OR kvstore_entries.expires_us > excluded.updated_us"
+    " THEN kvstore_entries.created_us ELSE excluded.created_us END, updated_us = excluded.updated_us,"
+    " expires_us = excluded.expires_us, ttl_us = excluded.ttl_us, refresh_on_access = excluded.refresh_on_access"
 )
 # A write that needs no check replaces a live entry in place (created_us stays); no row changed means
 # there was none, and SQL_PUT then inserts (or replaces an expired row). So a set of an existing key is

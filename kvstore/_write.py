@@ -114,7 +114,8 @@ class Outcome:
     """What a commit did.
 
     ``ok`` is False when a check failed; ``failed`` then lists (check index, current versionstamp) and
-    nothing was written. Otherwise ``found[i]`` says whether mutation i found a live entry, ``applied[i]``
+    nothing was written. Otherwise ``found[i]`` says whether mutation i found a live entry (None: a put of
+    a bulk commit that wrote without looking), ``applied[i]``
     whether it wrote, ``kept[i]`` is the versionstamp of the live entry a mutation left alone (None if it
     wrote or found none), and ``versionstamp`` the commit's, None if nothing was written.
     """
@@ -126,7 +127,7 @@ class Outcome:
         ok: bool,
         versionstamp: str | None,
         failed: list[tuple[int, str | None]],
-        found: list[bool],
+        found: list[bool | None],
         applied: list[bool],
         kept: list[str | None],
     ) -> None:
@@ -221,12 +222,19 @@ def commit(
         # not been read yet; a key a put replaced without reading it is re-read if needed (the
         # transaction sees its own writes).
         live: dict[tuple[str, str], Current | None] = {}
+        pending: list[PutRow] = []  # puts not yet sent, in order (bulk mode only)
 
         def current(namespace: str, key: str) -> Current | None:
             slot = (namespace, key)
             if slot not in live:
+                flush()  # the read must see this transaction's puts
                 live[slot] = tx.current(namespace, key, now_us)
             return live[slot]
+
+        def flush() -> None:
+            if pending:
+                tx.put_many(pending)
+                pending.clear()
 
         failed: list[tuple[int, str | None]] = []
         for index, check in enumerate(checks):
@@ -239,14 +247,23 @@ def commit(
         bulk = len(mutations) >= BULK_FROM
         if bulk:
             _prefetch(tx, mutations, live, now_us)
-        pending: list[PutRow] = []  # puts not yet sent, in order (bulk mode only)
         version: int | None = None
-        found_live: list[bool] = []
+        found_live: list[bool | None] = []
         applied: list[bool] = []
         kept: list[str | None] = []
         for mutation in mutations:
             slot = (mutation.namespace, mutation.key)
             if type(mutation) is Put:
+                if bulk and mutation.overwrite and slot not in live:
+                    # Nothing reads this key: batch the write unread. SQL_PUT keeps the creation time of
+                    # a live entry it replaces, so no read is needed to know it; whether there was one
+                    # is left unknown (None), as nobody asks it of a commit this size.
+                    version = tx.next_version() if version is None else version
+                    pending.append(_put_row(mutation, version, now_us, now_us))
+                    found_live.append(None)
+                    applied.append(True)
+                    kept.append(None)
+                    continue  # the slot stays unread: a later mutation of it reads what this one wrote
                 if mutation.overwrite and slot not in live:
                     # Nothing has read this key: write it without reading it first, in one statement
                     # that replaces a live entry (keeping its creation time) or reports there was none.
@@ -273,9 +290,7 @@ def commit(
                 else:
                     tx.put(*row)
             else:
-                if pending:
-                    tx.put_many(pending)
-                    pending = []
+                flush()
                 found = current(*slot)
                 found_live.append(found is not None)
                 if type(mutation) is Delete:
@@ -292,8 +307,7 @@ def commit(
             live[slot] = (version, created_us)
             applied.append(True)
             kept.append(None)
-        if pending:
-            tx.put_many(pending)
+        flush()
         stamp = None if version is None else format_versionstamp(version)
         return Outcome(True, stamp, [], found_live, applied, kept)
 
@@ -372,10 +386,11 @@ def _put_row(mutation: Put, version: int, created_us: int, now_us: int) -> PutRo
 def _prefetch(
     tx: Transaction, mutations: Sequence[Mutation], live: dict[tuple[str, str], Current | None], now_us: int
 ) -> None:
-    """Read the current entries of every key the mutations touch (and no check read), a few statements."""
+    """Read the current entries of every key a mutation reads (not a put that overwrites, which need not
+    know) and no check read: a few statements for them all."""
     keys: dict[str, list[str]] = {}
     for mutation in mutations:
-        if (mutation.namespace, mutation.key) not in live:
+        if (type(mutation) is not Put or not mutation.overwrite) and (mutation.namespace, mutation.key) not in live:
             keys.setdefault(mutation.namespace, []).append(mutation.key)
     for namespace, wanted in keys.items():
         unique = list(dict.fromkeys(wanted))

@@ -20,6 +20,8 @@ from kvstore import (
     KVStore,
 )
 from kvstore import _write as write_path
+from kvstore._postgres_tx import PostgresTx
+from kvstore._sqlite_tx import SQLiteTx
 
 from .conftest import FakeClock, Stores
 
@@ -287,6 +289,40 @@ def test_a_large_commit_applies_its_mutations_in_order(kv: KVStore, clock: FakeC
     assert entries["keep"].created_at == created.created_at  # overwritten, not created
     assert entries["keep"].updated_at > created.created_at
     assert entries["gone"].created_at == entries["k02"].created_at  # deleted, then created again
+
+
+def test_a_large_commit_of_plain_sets_reads_no_entry(
+    kv: KVStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of sets writes without reading what it replaces, and still keeps a live entry's creation."""
+    kv.set("k03", "old")
+    before = kv.get("k03")
+    assert before is not None
+    reads: list[str] = []
+    for tx_class in (SQLiteTx, PostgresTx):
+        for name in ("current", "current_many", "read"):
+            real = getattr(tx_class, name)
+
+            def spy(*args: object, _real: object = real, _name: str = name) -> object:
+                reads.append(_name)
+                return _real(*args)  # type: ignore[operator]
+
+            monkeypatch.setattr(tx_class, name, spy)
+    clock.advance(5)
+    with kv.atomic() as op:
+        for i in range(write_path.BULK_FROM + 4):
+            op.set(f"k{i:02d}", i)
+    assert op.result is not None
+    assert op.result.committed
+    assert reads == []
+    after = kv.get("k03")
+    assert after is not None
+    assert after.value == 3
+    assert after.created_at == before.created_at
+    assert after.updated_at > before.created_at
+    fresh = kv.get("k00")
+    assert fresh is not None
+    assert fresh.created_at == fresh.updated_at == after.updated_at
 
 
 def test_a_large_commit_replaces_expired_entries_as_new(kv: KVStore, clock: FakeClock) -> None:
