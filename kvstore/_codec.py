@@ -118,7 +118,8 @@ def _no_ext(code: int, data: bytes) -> object:
 # inside strings and numbers can look like headers too, and such a value is walked, never passed unseen.
 _SUSPECT: Final = bytes([0xC4, 0xC5, 0xC6, 0xCF])
 _HEADERS: Final = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
-_UNREMARKABLE: Final = bytes(b for b in range(256) if b not in _SUSPECT + _HEADERS)
+# Each byte translated to what it may be: 2 a suspect header, 1 a container header, 0 neither.
+_MARKS: Final = bytes(2 if b in _SUSPECT else 1 if b in _HEADERS else 0 for b in range(256))
 _SCAN_MAX: Final = 4096  # past this, walking beats scanning: a large value is mostly a few long members
 _CONTAINERS: Final = (list, dict)
 
@@ -135,8 +136,8 @@ def decode_value(data: bytes) -> Value:
             if len(data) > _SCAN_MAX:
                 _check(result, 0, _VALUE_RULES)
             else:
-                marks = data.translate(None, _UNREMARKABLE)
-                if len(marks) > MAX_DEPTH or marks.translate(None, _HEADERS):
+                marks = data.translate(_MARKS)
+                if 2 in marks or marks.count(1) > MAX_DEPTH:
                     _check(result, 0, _VALUE_RULES)
         elif kind is int:
             _check(result, 0, _VALUE_RULES)

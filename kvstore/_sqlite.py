@@ -271,11 +271,14 @@ class SQLiteBackend:
             conn: SQLiteConnection = self._local.conn
         except AttributeError:
             conn = self._open()
-        with conn.lock:
-            try:
-                row: Row | None = conn.reader.execute(SQL_GET, (namespace, key, now_us)).fetchone()
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
+        lock = conn.lock
+        lock.acquire()  # not ``with``, which costs twice as much, on the busiest path of all
+        try:
+            row: Row | None = conn.reader.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            lock.release()
         return row
 
     def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:
