@@ -24,7 +24,7 @@ _SNIPPETS = {
     "raw": (
         "import sqlite3, msgpack\n"
         "row = sqlite3.connect(PATH).execute(SQL, (NS, KEY, int(time.time() * 1e6))).fetchone()\n"
-        "assert msgpack.unpackb(row[1]) is not None"
+        "assert msgpack.unpackb(row[0]) is not None"
     ),
     "kvstore": "import kvstore\nassert kvstore.KVStore(PATH).get(KEY) is not None",
     "diskcache": "import diskcache\nassert diskcache.Cache(PATH).get(KEY) is not None",

@@ -175,7 +175,7 @@ class RawPeer(Peer):
             row = execute(SQL_GET, (NS, hits[i], now_us())).fetchone()
             if row is None:
                 raise Failed(hits[i])
-            msgpack.unpackb(row[1])
+            msgpack.unpackb(row[0])
 
         return op
 
@@ -284,7 +284,7 @@ class RawPeer(Peer):
             prefix = prefixes[i]
             end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
             rows = execute(SQL_SCAN, (NS, prefix, end, now_us(), 101)).fetchall()
-            if len([unpack(row[1]) for row in rows[:100]]) != 100:
+            if len([unpack(row[0]) for row in rows[:100]]) != 100:
                 raise Failed(prefix)
 
         return op
@@ -295,7 +295,7 @@ class RawPeer(Peer):
 
         def op(i: int) -> None:
             keys = groups[i]
-            found = {row[0]: unpack(row[1]) for row in execute(sql, (NS, now_us(), *keys))}
+            found = {row[8]: unpack(row[0]) for row in execute(sql, (NS, now_us(), *keys))}
             if None in [found.get(key) for key in keys]:
                 raise Failed(i)
 

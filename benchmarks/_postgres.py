@@ -81,7 +81,7 @@ class _Raw:
 
     def get(self, key: str) -> object:
         row = self.conn.execute(q.SQL_GET, (NAMESPACE, key, _now_us())).fetchone()
-        return None if row is None else msgpack.unpackb(row[1], raw=False)
+        return None if row is None else msgpack.unpackb(row[0], raw=False)
 
     def set(self, key: str, value: bytes) -> int:
         """kvstore's plain set: lock, draw a version, replace the live entry in place (else insert)."""
@@ -121,11 +121,11 @@ class _Raw:
     def scan(self, prefix: str) -> list[object]:
         end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         rows = self.conn.execute(q.SQL_SCAN, (NAMESPACE, prefix, end, "", _now_us(), 101)).fetchall()
-        return [msgpack.unpackb(row[1], raw=False) for row in rows]
+        return [msgpack.unpackb(row[0], raw=False) for row in rows]
 
     def get_many(self, keys: list[str]) -> list[object]:
         rows = self.conn.execute(q.SQL_GET_MANY, (NAMESPACE, keys, _now_us())).fetchall()
-        return [msgpack.unpackb(row[1], raw=False) for row in rows]
+        return [msgpack.unpackb(row[0], raw=False) for row in rows]
 
 
 def _now_us() -> int:

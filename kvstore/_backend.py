@@ -14,11 +14,14 @@ from typing import Final, Protocol, TypeAlias, TypeVar
 T = TypeVar("T")
 
 
-Row: TypeAlias = tuple[str, bytes, int, str | None, str, int, int, int | None, int | None]
-"""A stored entry as a backend returns it, positionally: key, value, version, metadata, content_type,
-created_us, updated_us, expires_us, and the TTL a read refreshes it by (None unless refresh_on_access).
-Times are epoch microseconds. Plain tuples, because the driver's rows are already tuples and the read
-path is hot."""
+Found: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None]
+"""A stored entry as a backend returns it for a key the caller named, positionally: value, version,
+metadata, content_type, created_us, updated_us, expires_us, and the TTL a read refreshes it by (None
+unless refresh_on_access). Times are epoch microseconds. Plain tuples, because the driver's rows are
+already tuples and the read path is hot."""
+
+Row: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None, str]
+"""A ``Found`` with its key last (index 8): what a read of many entries returns."""
 
 PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
 """The arguments of ``Transaction.put``, in order: namespace, key, value, content_type, metadata, version,
@@ -80,7 +83,7 @@ class Transaction(Protocol):
     def delete(self, namespace: str, key: str) -> None:
         """Remove the entry at ``key``, live or not."""
 
-    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
+    def read(self, namespace: str, key: str, now_us: int) -> Found | None:
         """The whole live entry at ``key``, as this transaction has left it so far."""
 
     def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
@@ -103,7 +106,7 @@ class ChangeProbe(Protocol):
 class Backend(Protocol):
     """A database holding kvstore's tables."""
 
-    def get(self, namespace: str, key: str, now_us: int) -> Row | None:
+    def get(self, namespace: str, key: str, now_us: int) -> Found | None:
         """The live entry at ``key``."""
 
     def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:

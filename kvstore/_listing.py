@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._backend import Backend, Row, Transaction
+from ._backend import Backend, Found, Row, Transaction
 from ._codec import _INSTANTS, decode_metadata, decode_value, from_epoch_us
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
@@ -70,7 +70,7 @@ def list_page(backend: Backend, namespace: str, pager: Pager, now_us: int) -> Pa
     more = pager.trim(len(rows))
     if more:
         del rows[pager.limit :]
-    entries = [entry_from_row(row) for row in rows]
+    entries = [entry_of(row[8], row) for row in rows]
     return Page(entries, pager.cursor_after(entries[-1].key) if more else None)
 
 
@@ -105,19 +105,23 @@ def delete_range_batch(
     return backend.transact(body)
 
 
-def entry_from_row(row: Row) -> Entry:
-    """The Entry of a stored row. Every read builds its entries here, so the common cases are inlined:
-    no metadata, and instants recently built (see ``_codec.from_epoch_us``)."""
-    key, value, version, metadata, content_type, created_us, updated_us, expires_us, _refresh = row
+def entry_of(key: str, row: Found | Row) -> Entry:
+    """The Entry at ``key`` of a stored row. Every read builds its entries here, so the common cases are
+    inlined: no metadata, and instants recently built (see ``_codec.from_epoch_us``)."""
+    value = row[0]
+    metadata = row[2]
+    created_us = row[4]
+    updated_us = row[5]
+    expires_us = row[6]
     created_at = _INSTANTS.get(created_us) or from_epoch_us(created_us)
     return _new(
         Entry,
         (
             key,
             decode_value(value),
-            "%016x0000" % version,  # noqa: UP031  # format_versionstamp, inlined
+            "%016x0000" % row[1],  # noqa: UP031  # format_versionstamp, inlined
             {} if metadata is None else decode_metadata(metadata),
-            content_type,
+            row[3],
             len(value),
             created_at,
             created_at if updated_us == created_us else _INSTANTS.get(updated_us) or from_epoch_us(updated_us),

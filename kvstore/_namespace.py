@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any, Final
 
 from ._atomic import AtomicOperation
-from ._backend import UNCONDITIONAL, Backend, Row
+from ._backend import UNCONDITIONAL, Backend, Found, Row
 from ._codec import default_content_type, encode_value, from_epoch_us, parse_versionstamp
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
-from ._listing import Pager, delete_range_batch, entry_from_row, key_range, list_keys_page, list_page
+from ._listing import Pager, delete_range_batch, entry_of, key_range, list_keys_page, list_page
 from ._models import Entry, KeyPage, Page, SetResult
 from ._validation import MAX_TTL_US, check_key, check_keys, check_namespace, check_set_options, check_versionstamp
 from ._watch import Watch
@@ -238,11 +238,10 @@ class Namespace:
         row = shared.backend.get(self._name, key, now_us)
         if row is None:
             return None
-        if row[8] is not None:
-            row = self._refresh(row, now_us)
-            if row is None:
-                return None
-        return entry_from_row(row)
+        if row[7] is None:
+            return entry_of(key, row)
+        refreshed = self._refresh(key, row, now_us)
+        return None if refreshed is None else entry_of(key, refreshed)
 
     def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
         """The live entry (or None) for each of ``keys``, in order, read in one snapshot."""
@@ -251,9 +250,10 @@ class Namespace:
         now_us = shared.now_us()
         found: dict[str, Entry] = {}
         for row in shared.backend.get_many(self._name, wanted, now_us):
-            refreshed = row if row[8] is None else self._refresh(row, now_us)
+            key = row[8]
+            refreshed = row if row[7] is None else self._refresh(key, row, now_us)
             if refreshed is not None:
-                found[refreshed[0]] = entry_from_row(refreshed)
+                found[key] = entry_of(key, refreshed)
         return [found.get(key) for key in wanted]
 
     def delete(self, key: str, *, if_versionstamp: str | None = None) -> bool:
@@ -340,23 +340,23 @@ class Namespace:
         """
         return Watch(self._shared, self._name, check_keys(keys), interval)
 
-    def _refresh(self, row: Row, now_us: int) -> Row | None:
+    def _refresh(self, key: str, row: Found | Row, now_us: int) -> Found | Row | None:
         """Push a refresh_on_access entry's expiry to now + its TTL; re-read if it changed meanwhile.
 
         A read must not fail because its refresh cannot be written (a read-only database, the write lock
         held past the busy timeout): the entry is then returned with the expiry it has.
         """
         backend = self._shared.backend
-        current: Row | None = row
+        current: Found | Row | None = row
         for _ in range(_REFRESH_ATTEMPTS):
-            if current is None or current[8] is None:
+            if current is None or current[7] is None:
                 return current
-            expires_us = now_us + current[8]
+            expires_us = now_us + current[7]
             try:
-                refreshed = backend.refresh(self._name, current[0], current[2], expires_us, now_us)
+                refreshed = backend.refresh(self._name, key, current[1], expires_us, now_us)
             except (ReadOnlyStoreError, StoreBusyError):
                 return current
             if refreshed:
-                return (*current[:7], expires_us, current[8])
-            current = backend.get(self._name, current[0], now_us)
+                return (*current[:6], expires_us, *current[7:])
+            current = backend.get(self._name, key, now_us)
         return current

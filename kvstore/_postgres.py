@@ -23,7 +23,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
     raise ConfigurationError('PostgreSQL needs the postgres extra: pip install "kvstore[postgres]"') from exc
 
-from ._backend import Row
+from ._backend import Found, Row
 from ._errors import (
     KVError,
     ReadOnlyStoreError,
@@ -249,9 +249,9 @@ class PostgresBackend:
 
     # -- reads -------------------------------------------------------------------------------------------
 
-    def get(self, namespace: str, key: str, now_us: int) -> Row | None:
+    def get(self, namespace: str, key: str, now_us: int) -> Found | None:
         params = (namespace, key, now_us)
-        row: Row | None = self._read(lambda conn: conn.execute(SQL_GET, params).fetchone())
+        row: Found | None = self._read(lambda conn: conn.execute(SQL_GET, params).fetchone())
         return row
 
     def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:
@@ -283,7 +283,8 @@ class PostgresBackend:
         now_us: int,
     ) -> list[str]:
         sql = SQL_SCAN_KEYS_REVERSE if reverse else SQL_SCAN_KEYS
-        return [row[0] for row in self._range(sql, namespace, start, end, resume, reverse, limit, now_us)]
+        keys: list[str] = [row[0] for row in self._range(sql, namespace, start, end, resume, reverse, limit, now_us)]
+        return keys
 
     def _range(
         self,
@@ -295,7 +296,7 @@ class PostgresBackend:
         reverse: bool,
         limit: int | None,
         now_us: int,
-    ) -> list[Row]:
+    ) -> list[Any]:
         past = resume if resume is not None else end if reverse else ""
         params = (namespace, start, end, past, now_us, limit)
         rows: list[Row] = self._read(lambda conn: conn.execute(sql, params).fetchall())

@@ -14,13 +14,15 @@ from ._migrate import VERSION_TABLE
 
 # The TTL to refresh on access, NULL when the entry has none: one column rather than two, because each
 # column a read returns costs the driver a conversion on every row.
-_COLUMNS: Final = (
-    "key, value, version, metadata, content_type, created_us, updated_us, expires_us,"
+# A read of one key the caller named returns no key column.
+_FOUND_COLUMNS: Final = (
+    "value, version, metadata, content_type, created_us, updated_us, expires_us,"
     " CASE WHEN refresh_on_access THEN ttl_us END"
 )
+_COLUMNS: Final = f"{_FOUND_COLUMNS}, key"
 _LIVE: Final = "(expires_us IS NULL OR expires_us > %s)"
 
-SQL_GET: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
+SQL_GET: Final = f"SELECT {_FOUND_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
 # One statement, so one snapshot, however many keys.
 SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = ANY(%s) AND {_LIVE}"
 # Both lower bounds are passed; PostgreSQL's btree keeps only the tighter one at execution, so each page

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from ._backend import Current, PutRow, Row
+from ._backend import Current, Found, PutRow
 from ._errors import StorageError
 from ._postgres_sql import (
     SQL_CURRENT,
@@ -96,8 +96,8 @@ class PostgresTx:
     def delete(self, namespace: str, key: str) -> None:
         self._conn.execute(SQL_DELETE, (namespace, key))
 
-    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
-        row: Row | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+    def read(self, namespace: str, key: str, now_us: int) -> Found | None:
+        row: Found | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
         return row
 
     def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:

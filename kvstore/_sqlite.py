@@ -12,9 +12,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
-from ._backend import Row
+from ._backend import Found, Row
 from ._errors import (
     KVError,
     NotADatabaseError,
@@ -266,7 +266,7 @@ class SQLiteBackend:
 
     # -- reads -------------------------------------------------------------------------------------------
 
-    def get(self, namespace: str, key: str, now_us: int) -> Row | None:
+    def get(self, namespace: str, key: str, now_us: int) -> Found | None:
         try:
             conn: SQLiteConnection = self._local.conn
         except AttributeError:
@@ -274,7 +274,7 @@ class SQLiteBackend:
         lock = conn.lock
         lock.acquire()  # not ``with``, which costs twice as much, on the busiest path of all
         try:
-            row: Row | None = conn.reader.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+            row: Found | None = conn.reader.execute(SQL_GET, (namespace, key, now_us)).fetchone()
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         finally:
@@ -326,7 +326,8 @@ class SQLiteBackend:
         now_us: int,
     ) -> list[str]:
         sqls = (SQL_SCAN_KEYS, SQL_SCAN_KEYS_AFTER, SQL_SCAN_KEYS_REVERSE)
-        return [row[0] for row in self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)]
+        keys: list[str] = [row[0] for row in self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)]
+        return keys
 
     def _range(
         self,
@@ -338,7 +339,7 @@ class SQLiteBackend:
         reverse: bool,
         limit: int | None,
         now_us: int,
-    ) -> list[Row]:
+    ) -> list[Any]:
         """Run a range statement (from, after, reverse) with one bound on each side of the key.
 
         Past the resume key means below it in reverse, above it otherwise; the tighter of the range's

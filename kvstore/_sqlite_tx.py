@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from ._backend import UNCONDITIONAL, Current, PutRow, Row
+from ._backend import UNCONDITIONAL, Current, Found, PutRow
 from ._errors import KVError
 from ._sqlite_sql import (
     SQL_CURRENT,
@@ -155,8 +155,8 @@ class SQLiteTx:
     def delete(self, namespace: str, key: str) -> None:
         self._conn.execute(SQL_DELETE, (namespace, key))
 
-    def read(self, namespace: str, key: str, now_us: int) -> Row | None:
-        row: Row | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
+    def read(self, namespace: str, key: str, now_us: int) -> Found | None:
+        row: Found | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
         return row
 
     def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:

@@ -403,12 +403,12 @@ def _apply_arith(tx: Transaction, mutation: Arith, version: int, now_us: int) ->
     """Write the combined integer; return the entry's creation time."""
     slot = (mutation.namespace, mutation.key)
     row = tx.read(*slot, now_us)
-    value = encode_value(_combine(mutation, 0 if row is None else decode_value(row[1])), INT_MAX)
+    value = encode_value(_combine(mutation, 0 if row is None else decode_value(row[0])), INT_MAX)
     if row is None:
         tx.put(*slot, value, default_content_type(0), None, version, now_us, now_us, None, None, False)
         return now_us
     # A read returns the TTL only of an entry refreshed on access: the one use a stored TTL has.
-    _, _, _, metadata, content_type, created_us, _, expires_us, refresh_ttl_us = row
+    _, _, metadata, content_type, created_us, _, expires_us, refresh_ttl_us = row
     refresh = refresh_ttl_us is not None
     tx.put(*slot, value, content_type, metadata, version, created_us, now_us, expires_us, refresh_ttl_us, refresh)
     return created_us
