@@ -1,15 +1,13 @@
-"""The SQLite backend: connections, pragmas, transactions, error translation and fork safety.
+"""The SQLite backend: connections per thread, reads, transactions, error translation and fork safety.
 
-The statements it runs are the named constants of ``_sqlite_sql``.
+The statements it runs are the named constants of ``_sqlite_sql``; opening a database is ``_sqlite_open``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
@@ -25,16 +23,29 @@ from ._errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
+from ._migrate import needs_upgrade
 from ._sqlite_fork import BACKENDS, FORKED, INHERITED_FILES, identity
+from ._sqlite_open import (
+    BUSY,
+    CANTOPEN,
+    CORRUPT,
+    FULL,
+    LOCKED,
+    NOTADB,
+    PERM,
+    READONLY,
+    check_header,
+    connect,
+    migrate,
+    revisions,
+    use_wal,
+)
 from ._sqlite_sql import (
     SQL_COUNT,
     SQL_GET,
     SQL_GET_MANY,
-    SQL_HAS_VERSION_TABLE,
     SQL_PURGE,
     SQL_REFRESH,
-    SQL_REVISIONS,
     SQL_SCAN,
     SQL_SCAN_AFTER,
     SQL_SCAN_KEYS,
@@ -50,15 +61,11 @@ T = TypeVar("T")
 _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
 
 
-# SQLite primary result codes (the low byte of an extended code).
-_BUSY, _LOCKED, _READONLY, _PERM, _FULL, _CORRUPT, _NOTADB, _CANTOPEN = 5, 6, 8, 3, 13, 11, 26, 14
-
-
 def _rolled_back(exc: BaseException) -> bool:
     """Whether SQLite certainly wrote nothing: the lock was not taken, the database is read-only, or the
     disk was full (SQLite rolls back then). After an I/O error, say, a commit may have reached the WAL."""
     code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (_BUSY, _LOCKED, _READONLY, _FULL)
+    return code is not None and code & 0xFF in (BUSY, LOCKED, READONLY, FULL)
 
 
 class SQLiteBackend:
@@ -83,7 +90,8 @@ class SQLiteBackend:
         try:
             if not self._memory and identity(path) in INHERITED_FILES:
                 raise StoreUnavailableError(FORKED)
-            self._check_header()
+            if not self._memory:
+                check_header(self._path)
             self._prepare(self._conn())
         except BaseException:
             self.close()
@@ -116,50 +124,9 @@ class SQLiteBackend:
 
     def _connect(self) -> SQLiteConnection:
         try:
-            # isolation_level=None: the sqlite3 module must not open transactions behind our back; kvstore
-            # issues BEGIN IMMEDIATE itself. check_same_thread=False only so close() may close every thread's
-            # connection: each connection is still used by one thread at a time.
-            conn = sqlite3.connect(
-                self._path,
-                timeout=self._busy_timeout,
-                isolation_level=None,
-                check_same_thread=False,
-                factory=SQLiteConnection,
-            )
+            return connect(self._path, self._busy_timeout, self._synchronous)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
-        try:
-            # NORMAL is durable against application crashes in WAL mode; FULL also survives power loss.
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            # After a checkpoint, trim the WAL back to 64 MiB instead of keeping its high-water size.
-            conn.execute("PRAGMA journal_size_limit = 67108864")
-        except sqlite3.Error as exc:
-            conn.close()
-            raise self._translate(exc) from exc
-        assert isinstance(conn, SQLiteConnection)
-        conn.lock = threading.RLock()
-        conn.block_next, conn.block_end = 0, -1
-        conn.reader = conn.cursor()
-        return conn
-
-    def _check_header(self) -> None:
-        """Refuse a one-byte file, the only non-SQLite file SQLite would take for an empty database.
-
-        SQLite's unix layer reports a file of exactly one byte as empty and overwrites it on the first
-        write; every other non-SQLite file it rejects itself. The check is a stat, never an open: closing
-        any descriptor of a file drops every POSIX lock this process holds on it, SQLite's included, and
-        another process could then checkpoint and delete the WAL under a live store.
-        """
-        if self._memory:
-            return
-        try:
-            size = os.stat(self._path).st_size
-        except (FileNotFoundError, NotADirectoryError):
-            return  # SQLite creates the file, or reports why it cannot
-        except OSError as exc:
-            raise StoreUnavailableError(f"database {self._path!r} cannot be examined ({exc})") from exc
-        if size == 1:
-            raise NotADatabaseError(f"database {self._path!r} is not an SQLite database; it was left untouched")
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         """Check the schema revision, turn on WAL, and migrate if the schema is missing or older.
@@ -168,64 +135,13 @@ class SQLiteBackend:
         is newer than this library, is refused untouched.
         """
         try:
-            stale = needs_upgrade(self._revisions(conn))
+            stale = needs_upgrade(revisions(conn))
             if not self._memory:
-                self._use_wal(conn)
+                use_wal(conn, self._busy_timeout)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         if stale:
-            self._migrate(conn)
-
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch the file to WAL (readers then never wait for a writer; the mode persists in the file).
-
-        SQLite refuses the switch at once, without calling the busy handler, while another connection
-        holds a lock (a concurrent opener migrating a new file, say), so the busy timeout is applied here.
-        """
-        deadline = time.monotonic() + self._busy_timeout
-        delay = 0.001
-        while True:
-            try:
-                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-                if code not in (_BUSY, _LOCKED) or time.monotonic() >= deadline:
-                    raise
-            time.sleep(delay)  # back off between attempts, as SQLite's own busy handler does
-            delay = min(2 * delay, 0.05)
-
-    def _revisions(self, conn: sqlite3.Connection) -> list[str]:
-        if conn.execute(SQL_HAS_VERSION_TABLE, (VERSION_TABLE,)).fetchone() is None:
-            return []
-        return [row[0] for row in conn.execute(SQL_REVISIONS)]
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Run alembic on this connection, inside BEGIN IMMEDIATE so that concurrent openers wait."""
-        import sqlalchemy
-        from sqlalchemy.pool import StaticPool
-
-        engine = sqlalchemy.create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
-
-        @sqlalchemy.event.listens_for(engine, "begin")
-        def _begin(connection: sqlalchemy.Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-        try:
-            with engine.connect() as connection, connection.begin():
-                # Another process may have migrated while this one waited for the lock: look again.
-                if needs_upgrade(self._revisions(conn)):
-                    upgrade(connection)
-        except sqlalchemy.exc.DBAPIError as exc:
-            orig = exc.orig
-            raise (self._translate(orig) if isinstance(orig, sqlite3.Error) else StorageError(str(exc))) from exc
-        except sqlite3.Error as exc:
-            raise self._translate(exc) from exc
-        except KVError:
-            raise
-        except Exception as exc:  # alembic's and SQLAlchemy's own errors: a broken migration environment
-            raise StorageError(f"migrating the schema to revision {HEAD} failed: {exc}") from exc
+            migrate(conn, self._translate)
 
     def close(self) -> None:
         with self._registry:
@@ -250,17 +166,17 @@ class SQLiteBackend:
         code = getattr(exc, "sqlite_errorcode", None)
         primary = code & 0xFF if isinstance(code, int) else None
         where = "in-memory database" if self._memory else f"database {self._path!r}"
-        if primary in (_BUSY, _LOCKED):
+        if primary in (BUSY, LOCKED):
             return StoreBusyError(
                 f"{where} is locked: another writer held it past the busy timeout of {self._busy_timeout} s"
             )
-        if primary == _FULL:
+        if primary == FULL:
             return StorageFullError(f"{where} is full: the disk or the page limit is reached ({exc})")
-        if primary in (_READONLY, _PERM):
+        if primary in (READONLY, PERM):
             return ReadOnlyStoreError(f"{where} cannot be written ({exc})")
-        if primary in (_NOTADB, _CORRUPT):
+        if primary in (NOTADB, CORRUPT):
             return NotADatabaseError(f"{where} is not an SQLite database or is corrupt ({exc})")
-        if primary == _CANTOPEN:
+        if primary == CANTOPEN:
             return StoreUnavailableError(f"{where} cannot be opened ({exc})")
         return StorageError(f"{where} failed: {exc}")
 
@@ -399,7 +315,7 @@ class SQLiteBackend:
                 conn.execute("BEGIN")  # one snapshot for every figure
                 try:
                     rows, expired, namespaces, version = conn.execute(SQL_STATS, (now_us,)).fetchone()
-                    revision = ",".join(self._revisions(conn))
+                    revision = ",".join(revisions(conn))
                     pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
                     page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
                     journal: str = conn.execute("PRAGMA journal_mode").fetchone()[0]

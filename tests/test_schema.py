@@ -31,7 +31,6 @@ import kvstore
 from kvstore import KVStore
 from kvstore._migrate import HEAD, REVISIONS, VERSION_TABLE
 from kvstore._schema import entries, metadata
-from kvstore._sqlite import SQLiteBackend
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
@@ -325,11 +324,11 @@ def test_alembic_cli_upgrade_and_downgrade(tmp_path: Path, monkeypatch: pytest.M
         conn.execute("INSERT INTO app_users (name) VALUES ('ada')")
     _alembic(path, "upgrade", "head")
 
-    def no_migration(self: SQLiteBackend, conn: sqlite3.Connection) -> None:
+    def no_migration(conn: sqlite3.Connection, translate: object) -> None:
         raise AssertionError("the store migrated a database that alembic had already brought to head")
 
     with monkeypatch.context() as patch:
-        patch.setattr(SQLiteBackend, "_migrate", no_migration)
+        patch.setattr("kvstore._sqlite.migrate", no_migration)
         with KVStore(path) as kv:
             result = kv.set("k", "v")
             assert result.committed

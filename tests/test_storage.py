@@ -39,7 +39,6 @@ from kvstore import (
 )
 from kvstore._codec import parse_versionstamp
 from kvstore._migrate import HEAD, VERSION_TABLE
-from kvstore._sqlite import SQLiteBackend
 
 from .conftest import FakeClock, sqlite_connection
 
@@ -87,10 +86,10 @@ def _pragma(kv: KVStore, name: str) -> object:
 
 
 def _forbid_migration(monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_migration(self: SQLiteBackend, conn: sqlite3.Connection) -> None:
+    def no_migration(conn: sqlite3.Connection, translate: object) -> None:
         raise AssertionError("the store migrated a database that was already at head")
 
-    monkeypatch.setattr(SQLiteBackend, "_migrate", no_migration)
+    monkeypatch.setattr("kvstore._sqlite.migrate", no_migration)
 
 
 # -- refusing a database -------------------------------------------------------------------------------------
