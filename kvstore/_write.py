@@ -114,10 +114,10 @@ class Outcome:
     """What a commit did.
 
     ``ok`` is False when a check failed; ``failed`` then lists (check index, current versionstamp) and
-    nothing was written. Otherwise ``found[i]`` says whether mutation i found a live entry (None: a put of
-    a bulk commit that wrote without looking), ``applied[i]``
-    whether it wrote, ``kept[i]`` is the versionstamp of the live entry a mutation left alone (None if it
-    wrote or found none), and ``versionstamp`` the commit's, None if nothing was written.
+    nothing was written. Otherwise ``found[i]`` says whether mutation i found a live entry (None for a put
+    of a bulk commit, which writes without looking), ``applied[i]`` whether it wrote, ``kept[i]`` is the
+    versionstamp of the live entry a mutation left alone (None if it wrote or found none), and
+    ``versionstamp`` the commit's, None if nothing was written.
     """
 
     __slots__ = ("applied", "failed", "found", "kept", "ok", "versionstamp")
