@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from ._codec import default_content_type, encode_value
 from ._errors import AtomicLimitError, InvalidOptionsError, InvalidValueError
 from ._models import CommitResult, FailedCheck
+from ._mutations import Arith, Check, Delete, Mutation, Put, is_plain, prepare_put
 from ._validation import check_key, check_set_options, check_versionstamp
-from ._write import Arith, Check, Delete, Mutation, Put, commit, prepare_put
+from ._write import commit
 
 if TYPE_CHECKING:
     from ._namespace import _Shared
@@ -62,13 +63,7 @@ class AtomicOperation:
         """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
         self._open()
         shared = self._shared
-        if (
-            expire_in is None
-            and expire_at is None
-            and refresh_on_access is False
-            and metadata is None
-            and content_type is None
-        ):
+        if is_plain(expire_in, expire_at, refresh_on_access, metadata, content_type):
             # The plain set, as in a batch of many: only the key and the value need checking.
             check_key(key)
             data = encode_value(value, shared.max_value_size)

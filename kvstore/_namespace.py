@@ -21,9 +21,10 @@ from ._codec import default_content_type, encode_value, from_epoch_us, parse_ver
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entry_of, key_range, list_keys_page, list_page
 from ._models import Entry, KeyPage, Page, SetResult
+from ._mutations import Check, Delete, Put, is_plain, prepare_put
 from ._validation import MAX_TTL_US, check_key, check_keys, check_namespace, check_set_options, check_versionstamp
 from ._watch import Watch
-from ._write import Check, Delete, Put, commit, prepare_put
+from ._write import commit
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
@@ -143,13 +144,7 @@ class Namespace:
         ``expire_in`` is in milliseconds (60,000 to 31,536,000,000); ``expire_at`` is an aware datetime.
         """
         shared = self._shared
-        if (
-            expire_in is None
-            and expire_at is None
-            and refresh_on_access is False
-            and metadata is None
-            and content_type is None
-        ):
+        if is_plain(expire_in, expire_at, refresh_on_access, metadata, content_type):
             # No expiry, metadata or content type (the common sets, conditional or not): only the flags,
             # the key and the value need checking. (Errors come in the order of the general path.)
             if if_versionstamp is not None or if_not_exists is not False or overwrite is not True:

@@ -8,8 +8,7 @@ there is only SQL (and, for sum / min / max, the stored integer).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Final, Literal
+from typing import Final
 
 from ._backend import UNCONDITIONAL, Backend, Current, PutRow, Transaction
 from ._codec import (
@@ -17,157 +16,12 @@ from ._codec import (
     INT_MIN,
     decode_value,
     default_content_type,
-    encode_metadata,
     encode_value,
     format_versionstamp,
     parse_versionstamp,
 )
 from ._errors import InvalidValueError
-from ._validation import (
-    check_content_type,
-    check_flag,
-    check_key,
-    to_epoch_us,
-    ttl_from_expire_at,
-    ttl_from_expire_in,
-)
-
-
-class Check:
-    """Commit only if the live entry at ``key`` has ``versionstamp`` (None: only if there is none)."""
-
-    __slots__ = ("key", "namespace", "versionstamp")
-
-    def __init__(self, namespace: str, key: str, versionstamp: str | None) -> None:
-        self.namespace = namespace
-        self.key = key
-        self.versionstamp = versionstamp
-
-
-class Put:
-    """Write an entry whole; with ``overwrite=False``, leave a live entry alone instead.
-
-    The expiry is ``deadline_us`` when the caller named an instant, else commit time + ``ttl_us``.
-    """
-
-    # Plain slotted classes rather than dataclasses: one is built per mutation, and a dataclass costs a
-    # millisecond of import time each.
-    __slots__ = (
-        "content_type", "deadline_us", "key", "metadata", "namespace", "overwrite", "refresh_on_access", "ttl_us",
-        "value",
-    )  # fmt: skip
-
-    def __init__(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        ttl_us: int | None,
-        deadline_us: int | None,
-        refresh_on_access: bool,
-        overwrite: bool = True,
-    ) -> None:
-        self.namespace = namespace
-        self.key = key
-        self.value = value
-        self.content_type = content_type
-        self.metadata = metadata
-        self.ttl_us = ttl_us
-        self.deadline_us = deadline_us
-        self.refresh_on_access = refresh_on_access
-        self.overwrite = overwrite
-
-    def expires_us(self, now_us: int) -> int | None:
-        if self.deadline_us is not None:
-            return self.deadline_us
-        return None if self.ttl_us is None else now_us + self.ttl_us
-
-
-class Delete:
-    """Remove the entry at ``key``."""
-
-    __slots__ = ("key", "namespace")
-
-    def __init__(self, namespace: str, key: str) -> None:
-        self.namespace = namespace
-        self.key = key
-
-
-class Arith:
-    """Combine the integer at ``key`` (0 if absent) with ``operand``; the rest of the entry stays."""
-
-    __slots__ = ("key", "namespace", "op", "operand")
-
-    def __init__(self, namespace: str, key: str, op: Literal["sum", "min", "max"], operand: int) -> None:
-        self.namespace = namespace
-        self.key = key
-        self.op = op
-        self.operand = operand
-
-
-Mutation = Put | Delete | Arith
-
-
-class Outcome:
-    """What a commit did.
-
-    ``ok`` is False when a check failed; ``failed`` then lists (check index, current versionstamp) and
-    nothing was written. Otherwise ``found[i]`` says whether mutation i found a live entry (None for a put
-    of a bulk commit, which writes without looking), ``applied[i]`` whether it wrote, ``kept[i]`` is the
-    versionstamp of the live entry a mutation left alone (None if it wrote or found none), and
-    ``versionstamp`` the commit's, None if nothing was written.
-    """
-
-    __slots__ = ("applied", "failed", "found", "kept", "ok", "versionstamp")
-
-    def __init__(
-        self,
-        ok: bool,
-        versionstamp: str | None,
-        failed: list[tuple[int, str | None]],
-        found: list[bool | None],
-        applied: list[bool],
-        kept: list[str | None],
-    ) -> None:
-        self.ok = ok
-        self.versionstamp = versionstamp
-        self.failed = failed
-        self.found = found
-        self.applied = applied
-        self.kept = kept
-
-
-def prepare_put(
-    namespace: str,
-    key: str,
-    value: object,
-    *,
-    now_us: int,
-    max_value_size: int,
-    max_metadata_size: int,
-    expire_in: object,
-    expire_at: object,
-    refresh_on_access: object,
-    metadata: object,
-    content_type: object,
-    overwrite: bool = True,
-) -> Put:
-    """Validate and encode one set; raises a ValidationError before anything is written."""
-    check_key(key)
-    check_flag("refresh_on_access", refresh_on_access)
-    ttl_us = deadline_us = None
-    if expire_in is not None:
-        ttl_us = ttl_from_expire_in(expire_in)
-    elif expire_at is not None:
-        ttl_us = ttl_from_expire_at(expire_at, now_us)
-        assert isinstance(expire_at, datetime)
-        deadline_us = to_epoch_us(expire_at)
-    data = encode_value(value, max_value_size)
-    kind = default_content_type(value) if content_type is None else check_content_type(content_type)
-    meta = encode_metadata(metadata, max_metadata_size)
-    return Put(namespace, key, data, kind, meta, ttl_us, deadline_us, bool(refresh_on_access), overwrite)
+from ._mutations import Arith, Check, Delete, Mutation, Outcome, Put
 
 
 def _stamp(current: Current | None) -> str | None:
