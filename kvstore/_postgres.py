@@ -299,7 +299,7 @@ class PostgresBackend:
     ) -> list[Any]:
         past = resume if resume is not None else end if reverse else ""
         params = (namespace, start, end, past, now_us, limit)
-        rows: list[Row] = self._read(lambda conn: conn.execute(sql, params).fetchall())
+        rows: list[Any] = self._read(lambda conn: conn.execute(sql, params).fetchall())  # Row, or (key,)
         return rows
 
     def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
