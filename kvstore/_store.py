@@ -15,6 +15,7 @@ from ._errors import ConfigurationError
 from ._models import StoreInfo
 from ._namespace import DEFAULT_NAMESPACE, Namespace, _Shared
 from ._sqlite import SQLiteBackend
+from ._validation import MAX_ROWS
 
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
 
@@ -113,7 +114,7 @@ class KVStore(Namespace):
             _positive_int("max_checks", max_checks),
             _positive_int("max_mutations", max_mutations),
             _positive_int("max_commit_size", max_commit_size),
-            _positive_int("purge_batch_size", purge_batch_size),
+            min(_positive_int("purge_batch_size", purge_batch_size), MAX_ROWS),
         )
         size = _positive_int("pool_size", pool_size)
         waits = _positive_number("pool_timeout", pool_timeout), _positive_number("connect_timeout", connect_timeout)

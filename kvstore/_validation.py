@@ -26,6 +26,8 @@ MAX_TTL_MS: Final = 31_536_000_000  # 365 days
 MIN_TTL_US: Final = MIN_TTL_MS * 1000
 MAX_TTL_US: Final = MAX_TTL_MS * 1000
 MAX_CONTENT_TYPE_LENGTH: Final = 255
+# A larger count of rows (a page, a batch) means "all": SQLite's integers end at 2**63 - 1.
+MAX_ROWS: Final = 2**62
 
 # ASCII only: \w would admit every Unicode letter. Segments are non-empty and '/' only separates them.
 _KEY = re.compile(r"[A-Za-z0-9_.\-]+(?:/[A-Za-z0-9_.\-]+)*")

@@ -172,6 +172,18 @@ def test_purge_expired_removes_only_expired_entries(kv: KVStore, clock: FakeCloc
     assert kv.list().keys == ["forever", "long"]
 
 
+@pytest.mark.parametrize("batch", [1, 2**63, 10**30])
+def test_any_positive_purge_batch_size_purges(stores: Stores, clock: FakeClock, batch: int) -> None:
+    """A batch size past the database's integers means "all at once", as a listing's limit does."""
+    with stores.fresh(clock=clock, purge_batch_size=batch) as kv:
+        for i in range(3):
+            kv.set(f"short/{i}", i, expire_in=MIN_MS)
+        kv.set("forever", 1)
+        clock.advance(60)
+        assert kv.purge_expired() == 3
+        assert kv.list().keys == ["forever"]
+
+
 def test_a_failing_auto_purge_does_not_fail_the_committed_write(
     stores: Stores, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
