@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import struct
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple, TypeAlias
 
@@ -122,6 +124,13 @@ _HEADERS: Final = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
 _MARKS: Final = bytes(2 if b in _SUSPECT else 1 if b in _HEADERS else 0 for b in range(256))
 _SCAN_MAX: Final = 4096  # past this, walking beats scanning: a large value is mostly a few long members
 _CONTAINERS: Final = (list, dict)
+# Many values are scanned at once, joined by a byte msgpack never uses as a type (0xc1), translated to 2
+# (suspect), 1 (header) or the separator with every other byte deleted: what is left is split at the
+# separators into one piece of header marks per value. A value whose own bytes hold 0xc1 (in a number or a
+# bin) makes one piece too many, and the values are then scanned one at a time.
+_SEPARATOR: Final = b"\xc1"
+_BATCH_MARKS: Final = bytes(0xC1 if b == 0xC1 else _MARKS[b] for b in range(256))
+_BATCH_DROPPED: Final = bytes(b for b in range(256) if b != 0xC1 and not _MARKS[b])
 
 
 def decode_value(data: bytes) -> Value:
@@ -144,6 +153,32 @@ def decode_value(data: bytes) -> Value:
     except (ValueError, TypeError, RecursionError, ValidationError) as exc:  # msgpack's errors are ValueErrors
         raise NotADatabaseError(f"a stored value is corrupt: {exc}") from exc
     return result
+
+
+def decode_values(blobs: Sequence[bytes]) -> list[Value]:
+    """``decode_value`` of each blob (a listing's or get_many's rows), with one scan of them all."""
+    if len(blobs) < 2:
+        return [decode_value(data) for data in blobs]
+    unpackb = msgpack.unpackb
+    try:
+        joined = _SEPARATOR.join(blobs)  # a TypeError for a str (from an SQLite blob column)
+        if len(joined) > (_SCAN_MAX + 1) * len(blobs):
+            raise ValueError("large values: decode_value walks them")
+        values: list[Value] = [
+            unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext, max_ext_len=0) for data in blobs
+        ]
+        marks = joined.translate(_BATCH_MARKS, _BATCH_DROPPED)
+        pieces = marks.split(_SEPARATOR)
+        if 2 in marks or len(pieces) != len(blobs) or max(map(len, pieces)) > MAX_DEPTH:
+            if len(pieces) != len(blobs):  # mark each value by itself (its own 0xc1 bytes count as headers)
+                pieces = [data.translate(_BATCH_MARKS, _BATCH_DROPPED) for data in blobs]
+            for piece, value in zip(pieces, values, strict=True):
+                if 2 in piece or len(piece) > MAX_DEPTH:
+                    _check(value, 0, _VALUE_RULES)
+    except (ValueError, TypeError, RecursionError, ValidationError):
+        # One at a time, so the error names what is wrong (or large values are walked, not scanned).
+        return [decode_value(data) for data in blobs]
+    return values
 
 
 def default_content_type(value: object) -> str:
@@ -189,9 +224,15 @@ def decode_metadata(text: str | None) -> dict[str, JSON]:
     return result
 
 
+# The ten bytes of a versionstamp: the commit counter (big-endian, so stamps sort as versions do) and a
+# batch index of 0. Their .hex() is the fastest way to the stamp, twice as fast as "%016x0000" % version;
+# hot paths inline it.
+stamp_bytes: Final = struct.Struct(">qxx").pack
+
+
 def format_versionstamp(version: int) -> str:
     """The 20-hex-digit versionstamp of a commit: 16 digits of commit counter, 4 of batch index."""
-    return "%016x0000" % version  # noqa: UP031  # %-formatting is the fastest spelling, and this is hot
+    return stamp_bytes(version).hex()
 
 
 def parse_versionstamp(versionstamp: str) -> int:

@@ -3,17 +3,20 @@ range deletes in bounded batches. Rows become entries here too."""
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
+from datetime import datetime
+from itertools import repeat
+from typing import Final, cast
 
 from ._backend import Backend, Found, Row, Transaction
-from ._codec import _INSTANTS, decode_metadata, decode_value, from_epoch_us
+from ._codec import _INSTANTS, Value, decode_metadata, decode_values, from_epoch_us, stamp_bytes
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
 from ._models import Entry, KeyPage, Page
-from ._validation import check_flag, check_prefix
+from ._validation import MAX_ROWS, check_flag, check_prefix
 
-# Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
 _new: Final = tuple.__new__  # builds a named tuple from a tuple of its fields, skipping its __new__'s argument parsing
+# Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
 _END: Final = "~"
 
 
@@ -36,9 +39,6 @@ def key_range(prefix: object, start: object = None, end: object = None) -> tuple
     return Listing(prefix, low_bound, high_bound, False), low, high
 
 
-_MAX_FETCH: Final = 2**62  # a larger limit means "all"; SQLite's integers end at 2**63 - 1
-
-
 class Pager:
     """One page request: the validated range, direction, limit and resume point."""
 
@@ -53,7 +53,7 @@ class Pager:
             raise InvalidOptionsError(f"limit must be a positive int or None, got {limit!r}")
         self.limit: int | None = limit
         # One more row than the limit says whether another page exists.
-        self.fetch = None if limit is None else min(limit, _MAX_FETCH) + 1
+        self.fetch = None if limit is None else min(limit, MAX_ROWS) + 1
         self.resume = None if cursor is None else decode_cursor(cursor, self.listing)
 
     def trim(self, count: int) -> bool:
@@ -70,7 +70,7 @@ def list_page(backend: Backend, namespace: str, pager: Pager, now_us: int) -> Pa
     more = pager.trim(len(rows))
     if more:
         del rows[pager.limit :]
-    entries = [entry_of(row[8], row) for row in rows]
+    entries = entries_of(rows)
     return Page(entries, pager.cursor_after(entries[-1].key) if more else None)
 
 
@@ -105,9 +105,36 @@ def delete_range_batch(
     return backend.transact(body)
 
 
-def entry_of(key: str, row: Found | Row) -> Entry:
-    """The Entry at ``key`` of a stored row. Every read builds its entries here, so the common cases are
-    inlined: no metadata, and instants recently built (see ``_codec.from_epoch_us``)."""
+def entries_of(rows: list[Row]) -> list[Entry]:
+    """The Entries of stored rows, each at the key the row holds: what ``entry_of`` makes of each row,
+    built a column at a time in C (``map`` and ``zip``), with every value decoded in one scan."""
+    if not rows:
+        return []
+    count = len(rows)
+    blobs, versions, metadata, content_types, created, updated, expires, _, keys = zip(*rows, strict=True)
+    created_at = _instants(created)
+    updated_at = created_at if updated == created else _instants(updated)
+    if expires.count(None) == count:
+        expires_at: Iterable[datetime | None] = repeat(None, count)
+    else:
+        expires_at = [None if us is None else from_epoch_us(us) for us in expires]
+    # A dict for each entry's metadata, even an empty one: entries must not share a mutable dict.
+    metas = map(dict.copy, repeat({}, count)) if metadata.count(None) == count else map(decode_metadata, metadata)
+    stamps = map(bytes.hex, map(stamp_bytes, versions))  # format_versionstamp, inlined
+    columns = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
+    return list(map(_new, repeat(Entry), zip(*columns, expires_at, strict=True)))
+
+
+def _instants(times: tuple[int, ...]) -> list[datetime]:
+    """The datetimes of epoch microseconds, taken from the recent instants when all of them are there."""
+    found = list(map(_INSTANTS.get, times))
+    return cast("list[datetime]", found) if all(found) else list(map(from_epoch_us, times))
+
+
+def entry_of(key: str, row: Found | Row, decoded: Value) -> Entry:
+    """The Entry at ``key`` of a stored row whose value decodes to ``decoded``. Every read of one key builds
+    its entry here, so the common cases are inlined: no metadata, and instants recently built (see
+    ``_codec.from_epoch_us``)."""
     value = row[0]
     metadata = row[2]
     created_us = row[4]
@@ -118,8 +145,8 @@ def entry_of(key: str, row: Found | Row) -> Entry:
         Entry,
         (
             key,
-            decode_value(value),
-            "%016x0000" % row[1],  # noqa: UP031  # format_versionstamp, inlined
+            decoded,
+            stamp_bytes(row[1]).hex(),  # format_versionstamp, inlined
             {} if metadata is None else decode_metadata(metadata),
             row[3],
             len(value),

@@ -17,12 +17,20 @@ from typing import Any, Final
 
 from ._atomic import AtomicOperation
 from ._backend import UNCONDITIONAL, Backend, Found, Row
-from ._codec import default_content_type, encode_value, from_epoch_us, parse_versionstamp
+from ._codec import decode_value, default_content_type, encode_value, from_epoch_us, parse_versionstamp, stamp_bytes
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
-from ._listing import Pager, delete_range_batch, entry_of, key_range, list_keys_page, list_page
+from ._listing import Pager, delete_range_batch, entries_of, entry_of, key_range, list_keys_page, list_page
 from ._models import Entry, KeyPage, Page, SetResult
 from ._mutations import Check, Delete, Put, is_plain, prepare_put
-from ._validation import MAX_TTL_US, check_key, check_keys, check_namespace, check_set_options, check_versionstamp
+from ._validation import (
+    MAX_ROWS,
+    MAX_TTL_US,
+    check_key,
+    check_keys,
+    check_namespace,
+    check_set_options,
+    check_versionstamp,
+)
 from ._watch import Watch
 from ._write import commit
 
@@ -169,7 +177,7 @@ class Namespace:
             done = shared.backend.try_put(self._name, key, data, kind, None, None, None, False, expected, now_us)
             if done is not None:
                 shared.committed()
-                stamp = "%016x0000" % done[0]  # noqa: UP031  # format_versionstamp, inlined
+                stamp = stamp_bytes(done[0]).hex()  # format_versionstamp, inlined
                 return _new(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
             tried = True  # declined: the transaction below need not offer it again
             put = Put(self._name, key, data, kind, None, None, None, False, overwrite)
@@ -234,21 +242,24 @@ class Namespace:
         if row is None:
             return None
         if row[7] is None:
-            return entry_of(key, row)
+            return entry_of(key, row, decode_value(row[0]))
         refreshed = self._refresh(key, row, now_us)
-        return None if refreshed is None else entry_of(key, refreshed)
+        return None if refreshed is None else entry_of(key, refreshed, decode_value(refreshed[0]))
 
     def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
         """The live entry (or None) for each of ``keys``, in order, read in one snapshot."""
         wanted = check_keys(keys)
         shared = self._shared
         now_us = shared.now_us()
-        found: dict[str, Entry] = {}
-        for row in shared.backend.get_many(self._name, wanted, now_us):
-            key = row[8]
-            refreshed = row if row[7] is None else self._refresh(key, row, now_us)
-            if refreshed is not None:
-                found[key] = entry_of(key, refreshed)
+        rows = shared.backend.get_many(self._name, wanted, now_us)
+        if any(row[7] is not None for row in rows):
+            kept: list[Row] = []
+            for row in rows:
+                fresh = row if row[7] is None else self._refresh(row[8], row, now_us)
+                if fresh is not None:
+                    kept.append((*fresh[:8], row[8]))  # a re-read row (a Found) does not hold its key
+            rows = kept
+        found = {entry.key: entry for entry in entries_of(rows)}
         return [found.get(key) for key in wanted]
 
     def delete(self, key: str, *, if_versionstamp: str | None = None) -> bool:
@@ -311,7 +322,7 @@ class Namespace:
         size = shared.purge_batch_size if batch_size is None else batch_size
         if type(size) is not int or size < 1:
             raise InvalidOptionsError(f"batch_size must be a positive int, got {batch_size!r}")
-        size = min(size, 2**62)  # SQLite's integers end at 2**63 - 1
+        size = min(size, MAX_ROWS)
         _, low, high = key_range(prefix)
         deleted = 0
         while True:

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from ._errors import InvalidOptionsError, StoreClosedError
-from ._listing import entry_of
+from ._listing import entries_of
 from ._models import Entry
 
 if TYPE_CHECKING:
@@ -87,14 +87,16 @@ class Watch(Iterator[list[Entry | None]]):
 
     def _read(self, now_us: int) -> list[Entry | None] | None:
         """The watched entries, if they differ from the last snapshot yielded."""
-        rows = {row[8]: row for row in self._shared.backend.get_many(self._namespace, self._keys, now_us)}
+        found = self._shared.backend.get_many(self._namespace, self._keys, now_us)
+        rows = {row[8]: row for row in found}
         stamps = tuple(None if key not in rows else rows[key][1] for key in self._keys)
-        expiries = [row[6] for row in rows.values() if row[6] is not None]
+        expiries = [row[6] for row in found if row[6] is not None]
         self._expiry = min(expiries) if expiries else None
         if stamps == self._stamps:
             return None
         self._stamps = stamps
-        return [None if key not in rows else entry_of(key, rows[key]) for key in self._keys]
+        entries = {entry.key: entry for entry in entries_of(found)}
+        return [entries.get(key) for key in self._keys]
 
     def close(self) -> None:
         """Stop watching and release the watcher's connection; a waiting iteration ends."""

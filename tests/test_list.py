@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import json
 
+import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kvstore import InvalidCursorError, InvalidOptionsError, KVStore, Page
+from kvstore import Entry, InvalidCursorError, InvalidOptionsError, KVStore, Page
+from kvstore._backend import Row
+from kvstore._codec import decode_value
+from kvstore._listing import entries_of, entry_of
 
 from .conftest import Stores, sqlite_connection
 
@@ -199,3 +203,34 @@ def test_a_cursor_key_outside_the_range_still_keeps_to_the_range(kv: KVStore) ->
     above = _cursor("a/", "a/2", "a/4", True, "a/5")
     assert kv.list("a/", start="a/2", end="a/4", cursor=above, reverse=True).keys == ["a/3", "a/2"]
     assert kv.list_keys("a/", start="a/2", end="a/4", cursor=above, reverse=True).keys == ["a/3", "a/2"]
+
+
+# -- rows to entries: a listing builds its entries a column at a time, a get one at a time ---------------
+
+_US = st.integers(min_value=0, max_value=253_402_300_799_000_000)
+_ROWS = st.lists(
+    st.tuples(
+        st.sampled_from([msgpack.packb({"a": [1, 2.5]}), msgpack.packb("text"), msgpack.packb(b"\x00\xc1")]),
+        st.integers(min_value=1, max_value=2**63 - 1),
+        st.none() | st.sampled_from(['{"owner":"x"}', '{"n":[1,{"m":null}]}']),
+        st.sampled_from(["application/json", "text/plain; charset=utf-8"]),
+        _US,
+        _US,
+        st.none() | _US,
+        st.none() | st.integers(min_value=1, max_value=2**40),
+        st.text(min_size=1, max_size=4),
+    ),
+    max_size=6,
+)
+
+
+@given(_ROWS, st.booleans())
+def test_entries_built_together_are_the_entries_built_one_by_one(rows: list[Row], same_times: bool) -> None:
+    if same_times:  # one batch's entries: one instant for all (the fast path for times)
+        rows = [(*row[:4], rows[0][4], rows[0][4], *row[6:]) for row in rows]
+    built = entries_of(rows)
+    assert built == [entry_of(row[8], row, decode_value(row[0])) for row in rows]
+    assert all(type(entry) is Entry for entry in built)
+    if built:  # every entry has a metadata dict of its own, even an empty one
+        built[0].metadata["mine"] = True
+        assert not any("mine" in entry.metadata for entry in built[1:])

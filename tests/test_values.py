@@ -20,7 +20,7 @@ from kvstore import (
     Value,
     ValueTooLargeError,
 )
-from kvstore._codec import DEFAULT_MAX_VALUE_SIZE, MAX_DEPTH, decode_value, encode_value
+from kvstore._codec import DEFAULT_MAX_VALUE_SIZE, MAX_DEPTH, decode_value, decode_values, encode_value
 
 from .conftest import Stores
 
@@ -347,3 +347,59 @@ def test_malformed_stored_values_are_refused(data: bytes) -> None:
 )
 def test_stored_values_kvstore_would_write_are_read(value: object) -> None:
     assert _same(decode_value(msgpack.packb(value, use_bin_type=True)), value)
+
+
+def _decoded_one_at_a_time(blobs: list[bytes]) -> list[object] | None:
+    """decode_value of each blob, or None if any is refused."""
+    try:
+        return [decode_value(data) for data in blobs]
+    except NotADatabaseError:
+        return None
+
+
+# Blobs a listing may read: values kvstore writes and values it refuses, some holding the byte the batch
+# scan separates values with (0xc1, in a float or a bin: 5825.0 is cb 40 b6 c1 ...), some too long to scan.
+_BLOBS = st.lists(
+    (_ANY_DATA | st.builds(_nested, st.integers(min_value=55, max_value=70), _ANY_DATA)).map(
+        lambda value: msgpack.packb(value, use_bin_type=True)
+    )
+    | st.sampled_from([msgpack.packb(5825.0), msgpack.packb([b"\xc1" * 3]), msgpack.packb(["x" * 5000])])
+    | st.binary(max_size=12),
+    max_size=8,
+)
+
+
+@given(_BLOBS)
+def test_values_decoded_together_are_what_each_decodes_to(blobs: list[bytes]) -> None:
+    """Rows decoded in one scan give what decoding them one at a time gives, refusals included."""
+    expected = _decoded_one_at_a_time(blobs)
+    if expected is None:
+        with pytest.raises(NotADatabaseError):
+            decode_values(blobs)
+    else:
+        decoded = decode_values(blobs)
+        assert len(decoded) == len(expected)
+        assert all(_same(got, want) for got, want in zip(decoded, expected, strict=True))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        _nested(MAX_DEPTH + 1, 1),  # deep, next to shallow values
+        _nested(33, [5825.0, _nested(33, 1)]),  # deep, its headers parted by a 0xc1 in the float
+        [1.5, {b"k": 1}],  # a bytes map key
+        [5825.0, 2**63],  # a uint64 past INT_MAX in a value that also holds 0xc1
+        msgpack.ExtType(5, b""),
+    ],
+    ids=repr,
+)
+def test_one_value_kvstore_would_not_write_fails_the_whole_read(bad: object) -> None:
+    blobs = [msgpack.packb({"n": index, "f": 5825.0}) for index in range(5)]
+    blobs.insert(3, msgpack.packb(bad, use_bin_type=True))
+    with pytest.raises(NotADatabaseError):
+        decode_values(blobs)
+
+
+def test_a_str_where_a_blob_belongs_is_refused_among_many() -> None:
+    with pytest.raises(NotADatabaseError):
+        decode_values([msgpack.packb(1), "not a blob", msgpack.packb(2)])  # type: ignore[list-item]
