@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Final
 
 from ._atomic import AtomicOperation
@@ -37,6 +38,8 @@ from ._write import commit
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
 _new: Final = tuple.__new__  # a named tuple from a tuple of its fields (see _models)
+_REFRESH_TTL: Final = itemgetter(7)  # of a Found or Row
+_KEY: Final = itemgetter(8)  # of a Row
 
 # Now + the longest TTL must still be a datetime (year <= 9999).
 _LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
@@ -252,15 +255,15 @@ class Namespace:
         shared = self._shared
         now_us = shared.now_us()
         rows = shared.backend.get_many(self._name, wanted, now_us)
-        if any(row[7] is not None for row in rows):
+        if any(map(_REFRESH_TTL, rows)):  # a refresh TTL is never 0: at least the shortest TTL
             kept: list[Row] = []
             for row in rows:
                 fresh = row if row[7] is None else self._refresh(row[8], row, now_us)
                 if fresh is not None:
                     kept.append((*fresh[:8], row[8]))  # a re-read row (a Found) does not hold its key
             rows = kept
-        found = {entry.key: entry for entry in entries_of(rows)}
-        return [found.get(key) for key in wanted]
+        found = dict(zip(map(_KEY, rows), entries_of(rows), strict=True))
+        return list(map(found.get, wanted))
 
     def delete(self, key: str, *, if_versionstamp: str | None = None) -> bool:
         """Delete the live entry at ``key``; True if one was deleted (and its versionstamp matched)."""

@@ -49,7 +49,7 @@ def check_keys(keys: object) -> list[str]:
     """Return ``keys`` (an iterable of keys, not a single string) as a list, each key checked."""
     if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
         raise InvalidOptionsError("keys must be an iterable of key strings, not a single string or object")
-    return [check_key(key) for key in keys]
+    return list(map(check_key, keys))
 
 
 # Keys found valid lately: a dict lookup instead of a regex match for the keys an application uses over and
