@@ -139,13 +139,21 @@ class PostgresBackend:
         return Pool(lambda: self._connect(autocommit=True), self._pool_size, self._pool_timeout)
 
     @contextmanager
-    def _conn(self, *, fresh: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection, with every driver error translated."""
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection for a ``with`` block, with every driver error translated."""
+        conn = self._take(fresh=False)
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            self._pool.give_back(conn)
+
+    def _take(self, *, fresh: bool) -> psycopg.Connection[Any]:
         if os.getpid() != self._pid:
             self._after_fork()
         try:
-            with self._pool.borrow(fresh=fresh) as conn:
-                yield conn
+            return self._pool.take(fresh=fresh)
         except PoolTimeoutError as exc:
             raise StoreBusyError(
                 f"no connection to {self._where} came free within the pool timeout of {self._pool_timeout} s"
@@ -157,16 +165,25 @@ class PostgresBackend:
 
     def _read(self, fetch: Callable[[psycopg.Connection[Any]], T]) -> T:
         """Run a read; once more on a new connection if the pooled one had died (the server restarted, or
-        dropped it while idle). Reads change nothing, so a second try is always safe."""
+        dropped it while idle). Reads change nothing, so a second try is always safe. (``_conn`` spelled
+        out: a generator context manager costs a read a microsecond.)"""
+        conn = self._take(fresh=False)
         try:
-            with self._conn() as conn:
-                return fetch(conn)
-        except StoreUnavailableError as exc:
-            if self._closed or not isinstance(exc.__cause__, psycopg.OperationalError):
-                raise
-            self._pool.discard_idle()
-        with self._conn(fresh=True) as conn:
             return fetch(conn)
+        except psycopg.Error as exc:
+            error = self._translate(exc)
+            if type(error) is not StoreUnavailableError:  # only a lost connection is worth a second try
+                raise error from exc
+            self._pool.discard_idle()
+        finally:
+            self._pool.give_back(conn)
+        conn = self._take(fresh=True)
+        try:
+            return fetch(conn)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            self._pool.give_back(conn)
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh pool (see the note on fork safety below)."""
