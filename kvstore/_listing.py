@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import repeat
-from typing import Final, cast
+from typing import Final
 
 from ._backend import Backend, Found, Row, Transaction
-from ._codec import _INSTANTS, Value, decode_metadata, decode_values, from_epoch_us, stamp_bytes
+from ._codec import _INSTANTS, Value, decode_metadata, decode_values, from_epoch_us, instants_of, stamp_bytes
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
 from ._models import Entry, KeyPage, Page
@@ -112,8 +112,8 @@ def entries_of(rows: list[Row]) -> list[Entry]:
         return []
     count = len(rows)
     blobs, versions, metadata, content_types, created, updated, expires, _, keys = zip(*rows, strict=True)
-    created_at = _instants(created)
-    updated_at = created_at if updated == created else _instants(updated)
+    created_at = instants_of(created)
+    updated_at = created_at if updated == created else instants_of(updated)
     if expires.count(None) == count:
         expires_at: Iterable[datetime | None] = repeat(None, count)
     else:
@@ -123,12 +123,6 @@ def entries_of(rows: list[Row]) -> list[Entry]:
     stamps = map(bytes.hex, map(stamp_bytes, versions))  # format_versionstamp, inlined
     columns = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
     return list(map(_new, repeat(Entry), zip(*columns, expires_at, strict=True)))
-
-
-def _instants(times: tuple[int, ...]) -> list[datetime]:
-    """The datetimes of epoch microseconds, taken from the recent instants when all of them are there."""
-    found = list(map(_INSTANTS.get, times))
-    return cast("list[datetime]", found) if all(found) else list(map(from_epoch_us, times))
 
 
 def entry_of(key: str, row: Found | Row, decoded: Value) -> Entry:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import msgpack
@@ -20,7 +20,16 @@ from kvstore import (
     Value,
     ValueTooLargeError,
 )
-from kvstore._codec import DEFAULT_MAX_VALUE_SIZE, MAX_DEPTH, decode_value, decode_values, encode_value
+from kvstore._codec import (
+    _INSTANTS,
+    DEFAULT_MAX_VALUE_SIZE,
+    MAX_DEPTH,
+    decode_value,
+    decode_values,
+    encode_value,
+    from_epoch_us,
+    instants_of,
+)
 
 from .conftest import Stores
 
@@ -403,3 +412,43 @@ def test_one_value_kvstore_would_not_write_fails_the_whole_read(bad: object) -> 
 def test_a_str_where_a_blob_belongs_is_refused_among_many() -> None:
     with pytest.raises(NotADatabaseError):
         decode_values([msgpack.packb(1), "not a blob", msgpack.packb(2)])  # type: ignore[list-item]
+
+
+# -- instants: stored microseconds become datetimes exactly ----------------------------------------------
+
+_MIN_US = -62_135_596_800_000_000  # 0001-01-01
+_MAX_US = 253_402_300_799_999_999  # 9999-12-31 23:59:59.999999
+
+
+_MICROSECONDS = (
+    st.integers(min_value=_MIN_US, max_value=_MAX_US)
+    | st.integers(min_value=0, max_value=2**52)
+    | st.sampled_from([0, 1, 999_999, 1_000_000, 2**51 - 1, 2**51, 2**51 + 1, 1_796_053_493_673_810])
+)
+
+
+def _instant(us: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+
+
+@given(_MICROSECONDS)
+def test_an_instant_is_exactly_its_microseconds(us: int) -> None:
+    """The fast path (a float of seconds, below 2**51 µs) and the exact one agree to the microsecond."""
+    _INSTANTS.pop(us, None)  # build it, not recall it
+    moment = from_epoch_us(us)
+    assert moment == _instant(us)
+    assert moment.tzinfo is UTC
+    assert from_epoch_us(us) is moment  # recalled now
+
+
+@given(st.lists(_MICROSECONDS, max_size=20), st.lists(_MICROSECONDS, max_size=5))
+def test_instants_built_together_are_each_exact(times: list[int], recalled: list[int]) -> None:
+    """A listing's times, some recalled and some new, convert as one at a time would."""
+    for us in times:
+        _INSTANTS.pop(us, None)
+    for us in recalled:
+        from_epoch_us(us)
+    mixed = times + recalled
+    moments = instants_of(mixed)
+    assert moments == [_instant(us) for us in mixed]
+    assert all(moment.tzinfo is UTC for moment in moments)
