@@ -2,7 +2,7 @@
 
 psycopg_pool is built for long-lived services with background maintenance; a key-value read is one
 round trip, and borrowing from that pool cost about as much again. This pool is a semaphore and a stack:
-a borrow takes the most recently returned connection (warm, its statements prepared) or opens one, and a
+``take`` gives the most recently returned connection (warm, its statements prepared) or opens one, and a
 connection comes back only if it is idle and healthy. A connection the server dropped while it sat idle
 is noticed on its next use: ``take(fresh=True)`` lets a caller retry a read on a new one.
 
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -70,15 +69,6 @@ class Pool:
             self._give_back(conn)
         finally:
             self._tokens.put(None)
-
-    @contextmanager
-    def borrow(self, *, fresh: bool = False) -> Iterator[Connection]:
-        """A connection for the ``with`` block, returned afterwards; a new one if ``fresh``."""
-        conn = self.take(fresh=fresh)
-        try:
-            yield conn
-        finally:
-            self.give_back(conn)
 
     def _give_back(self, conn: Connection) -> None:
         # A connection left in a transaction (an interrupted caller) or broken is closed, never reused.
