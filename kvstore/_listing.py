@@ -12,10 +12,9 @@ from ._backend import Backend, Found, Row, Transaction
 from ._codec import _INSTANTS, Value, decode_metadata, decode_values, from_epoch_us, instants_of, stamp_bytes
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError
-from ._models import Entry, KeyPage, Page
+from ._models import Entry, KeyPage, Page, new_tuple
 from ._validation import MAX_ROWS, check_flag, check_prefix
 
-_new: Final = tuple.__new__  # builds a named tuple from a tuple of its fields, skipping its __new__'s argument parsing
 # Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
 _END: Final = "~"
 
@@ -122,7 +121,7 @@ def entries_of(rows: list[Row]) -> list[Entry]:
     metas = map(dict.copy, repeat({}, count)) if metadata.count(None) == count else map(decode_metadata, metadata)
     stamps = map(bytes.hex, map(stamp_bytes, versions))  # format_versionstamp, inlined
     columns = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
-    return list(map(_new, repeat(Entry), zip(*columns, expires_at, strict=True)))
+    return list(map(new_tuple, repeat(Entry), zip(*columns, expires_at, strict=True)))
 
 
 def entry_of(key: str, row: Found | Row, decoded: Value) -> Entry:
@@ -135,7 +134,7 @@ def entry_of(key: str, row: Found | Row, decoded: Value) -> Entry:
     updated_us = row[5]
     expires_us = row[6]
     created_at = _INSTANTS.get(created_us) or from_epoch_us(created_us)
-    return _new(
+    return new_tuple(
         Entry,
         (
             key,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple, overload
+from typing import Final, NamedTuple, overload
 
 from ._codec import JSON, Value
 
@@ -15,6 +15,7 @@ __all__ = ["CommitResult", "Entry", "FailedCheck", "KeyPage", "Page", "SetResult
 # SetResult and Entry are named tuples, not frozen dataclasses: one is built on every set and every entry
 # read, and a frozen dataclass sets each field through a descriptor call, which cost more than the rest
 # of building an entry. A named tuple is built whole by one C call and is just as immutable.
+new_tuple: Final = tuple.__new__  # new_tuple(Entry, fields): a named tuple without its __new__'s argument parsing
 
 
 class SetResult(NamedTuple):

@@ -21,7 +21,7 @@ from ._backend import UNCONDITIONAL, Backend, Found, Row
 from ._codec import decode_value, default_content_type, encode_value, from_epoch_us, parse_versionstamp, stamp_bytes
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entries_of, entry_of, key_range, list_keys_page, list_page
-from ._models import Entry, KeyPage, Page, SetResult
+from ._models import Entry, KeyPage, Page, SetResult, new_tuple
 from ._mutations import Check, Delete, Put, is_plain, prepare_put
 from ._validation import (
     MAX_ROWS,
@@ -37,7 +37,6 @@ from ._write import commit
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
-_new: Final = tuple.__new__  # a named tuple from a tuple of its fields (see _models)
 _REFRESH_TTL: Final = itemgetter(7)  # of a Found or Row
 _KEY: Final = itemgetter(8)  # of a Row
 
@@ -181,7 +180,7 @@ class Namespace:
             if done is not None:
                 shared.committed()
                 stamp = stamp_bytes(done[0]).hex()  # format_versionstamp, inlined
-                return _new(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
+                return new_tuple(SetResult, (True, True, stamp, not done[1], key, None, kind, len(data)))
             tried = True  # declined: the transaction below need not offer it again
             put = Put(self._name, key, data, kind, None, None, None, False, overwrite)
         else:
