@@ -167,23 +167,18 @@ class PostgresBackend:
         """Run a read; once more on a new connection if the pooled one had died (the server restarted, or
         dropped it while idle). Reads change nothing, so a second try is always safe. (``_conn`` spelled
         out: a generator context manager costs a read a microsecond.)"""
-        conn = self._take(fresh=False)
-        try:
-            return fetch(conn)
-        except psycopg.Error as exc:
-            error = self._translate(exc)
-            if type(error) is not StoreUnavailableError:  # only a lost connection is worth a second try
-                raise error from exc
-            self._pool.discard_idle()
-        finally:
-            self._pool.give_back(conn)
-        conn = self._take(fresh=True)
-        try:
-            return fetch(conn)
-        except psycopg.Error as exc:
-            raise self._translate(exc) from exc
-        finally:
-            self._pool.give_back(conn)
+        for fresh in (False, True):
+            conn = self._take(fresh=fresh)
+            try:
+                return fetch(conn)
+            except psycopg.Error as exc:
+                error = self._translate(exc)
+                if fresh or type(error) is not StoreUnavailableError:  # only a lost connection is tried again
+                    raise error from exc
+                self._pool.discard_idle()
+            finally:
+                self._pool.give_back(conn)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh pool (see the note on fork safety below)."""
