@@ -122,17 +122,17 @@ def _no_ext(code: int, data: bytes) -> object:
 # inside strings and numbers can look like headers too, and such a value is walked, never passed unseen.
 _SUSPECT: Final = bytes([0xC4, 0xC5, 0xC6, 0xCF])
 _HEADERS: Final = bytes([*range(0x80, 0xA0), 0xDC, 0xDD, 0xDE, 0xDF])
-# Each byte translated to what it may be: 2 a suspect header, 1 a container header, 0 neither.
-_MARKS: Final = bytes(2 if b in _SUSPECT else 1 if b in _HEADERS else 0 for b in range(256))
 _SCAN_MAX: Final = 4096  # past this, walking beats scanning: a large value is mostly a few long members
 _CONTAINERS: Final = (list, dict)
-# Many values are scanned at once, joined by a byte msgpack never uses as a type (0xc1), translated to 2
-# (suspect), 1 (header) or the separator with every other byte deleted: what is left is split at the
-# separators into one piece of header marks per value. A value whose own bytes hold 0xc1 (in a number or a
-# bin) makes one piece too many, and the values are then scanned one at a time.
+# A value's marks: its bytes translated to 2 (a suspect header) or 1 (a container header), every other
+# byte deleted; its own 0xc1 bytes are kept too and count as headers, so they can only cause a walk. The
+# value is walked if its marks hold a 2 or are more than MAX_DEPTH. Many values are scanned at once joined
+# by 0xc1, a byte msgpack never uses as a type, and their marks split there into one piece per value; a
+# value whose own bytes hold 0xc1 (in a number or a bin) makes a piece too many, and each value is then
+# marked by itself.
 _SEPARATOR: Final = b"\xc1"
-_BATCH_MARKS: Final = bytes(0xC1 if b == 0xC1 else _MARKS[b] for b in range(256))
-_BATCH_DROPPED: Final = bytes(b for b in range(256) if b != 0xC1 and not _MARKS[b])
+_MARKS: Final = bytes(2 if b in _SUSPECT else 1 if b in _HEADERS else b for b in range(256))
+_UNMARKED: Final = bytes(b for b in range(256) if b not in _SUSPECT and b not in _HEADERS and b != 0xC1)
 
 
 def decode_value(data: bytes) -> Value:
@@ -147,8 +147,8 @@ def decode_value(data: bytes) -> Value:
             if len(data) > _SCAN_MAX:
                 _check(result, 0, _VALUE_RULES)
             else:
-                marks = data.translate(_MARKS)
-                if 2 in marks or marks.count(1) > MAX_DEPTH:
+                marks = data.translate(_MARKS, _UNMARKED)
+                if 2 in marks or len(marks) > MAX_DEPTH:
                     _check(result, 0, _VALUE_RULES)
         elif kind is int:
             _check(result, 0, _VALUE_RULES)
@@ -169,11 +169,11 @@ def decode_values(blobs: Sequence[bytes]) -> list[Value]:
         values: list[Value] = [
             unpackb(data, raw=False, strict_map_key=True, ext_hook=_no_ext, max_ext_len=0) for data in blobs
         ]
-        marks = joined.translate(_BATCH_MARKS, _BATCH_DROPPED)
+        marks = joined.translate(_MARKS, _UNMARKED)
         pieces = marks.split(_SEPARATOR)
         if 2 in marks or len(pieces) != len(blobs) or max(map(len, pieces)) > MAX_DEPTH:
-            if len(pieces) != len(blobs):  # mark each value by itself (its own 0xc1 bytes count as headers)
-                pieces = [data.translate(_BATCH_MARKS, _BATCH_DROPPED) for data in blobs]
+            if len(pieces) != len(blobs):
+                pieces = [data.translate(_MARKS, _UNMARKED) for data in blobs]
             for piece, value in zip(pieces, values, strict=True):
                 if 2 in piece or len(piece) > MAX_DEPTH:
                     _check(value, 0, _VALUE_RULES)
