@@ -17,7 +17,7 @@ from typing import Any
 
 from _peers_sqlite import NS
 
-from kvstore._sqlite_sql import SQL_GET
+from kvstore._backends.sqlite.sql import SQL_GET
 
 _SNIPPETS = {
     "python": "pass",

@@ -14,7 +14,7 @@ from _peers import Failed, Peer
 from _timing import Op
 
 from kvstore import KVStore
-from kvstore._sqlite_sql import (
+from kvstore._backends.sqlite.sql import (
     SQL_CURRENT,
     SQL_GET,
     SQL_GET_MANY,
@@ -25,7 +25,7 @@ from kvstore._sqlite_sql import (
     SQL_RESERVE,
     SQL_SCAN,
 )
-from kvstore._sqlite_tx import BLOCK
+from kvstore._backends.sqlite.tx import BLOCK
 
 NS: Final = "default"
 CONTENT_TYPE: Final = "application/json"

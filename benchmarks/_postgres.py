@@ -3,7 +3,7 @@
 Both sides run in one fresh schema of the benchmark server, each in a namespace of its own loaded with the
 same entries (so neither side's writes change what the other reads), with psycopg 3 and its server-side
 prepared statements; raw psycopg uses one autocommit connection, kvstore its pool. The
-raw side of each scenario runs exactly the statements kvstore's call runs (``kvstore._postgres_sql``), so
+raw side of each scenario runs exactly the statements kvstore's call runs (``kvstore._backends.postgres.sql``), so
 the ratio is kvstore's own overhead: Python, the pool, validation, encoding and the result objects.
 """
 
@@ -22,7 +22,7 @@ from _report_parts import fmt_us
 from _timing import Op, measure_rounds, summarize
 
 from kvstore import KVStore
-from kvstore import _postgres_sql as q
+from kvstore._backends.postgres import sql as q
 
 Data = dict[str, Any]
 LIMIT = 1.5

@@ -8,7 +8,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Final
 
-from ._backend import Backend, Found, Row, Transaction
+from ._backends.base import Backend, Found, Row, Transaction
 from ._codec import _INSTANTS, Value, decode_metadata, decode_values, from_epoch_us, instants_of, stamp_bytes
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._errors import InvalidOptionsError

@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any, Final
 
 from ._atomic import AtomicOperation
-from ._backend import UNCONDITIONAL, Backend, Found, Row
+from ._backends.base import UNCONDITIONAL, Backend, Found, Row
 from ._codec import decode_value, default_content_type, encode_value, from_epoch_us, parse_versionstamp, stamp_bytes
 from ._errors import ConfigurationError, InvalidOptionsError, ReadOnlyStoreError, StorageError, StoreBusyError
 from ._listing import Pager, delete_range_batch, entries_of, entry_of, key_range, list_keys_page, list_page

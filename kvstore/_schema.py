@@ -1,7 +1,7 @@
 """The one definition of kvstore's tables; alembic revisions in migrations/ are checked against it.
 
 Times are integer microseconds since the Unix epoch, taken from the store's clock, never the database's.
-Imported only by migrations and tests: the SQLite hot path uses the named statements in ``_sqlite``.
+Imported only by migrations and tests: the SQLite hot path uses the named statements in ``_backends.sqlite.sql``.
 """
 
 from __future__ import annotations

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Self
 
-from ._backend import Backend
+from ._backends import Backend, open_backend
 from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, format_versionstamp
 from ._errors import ConfigurationError
 from ._models import StoreInfo
 from ._namespace import DEFAULT_NAMESPACE, Namespace, _Shared
-from ._sqlite import SQLiteBackend
 from ._validation import MAX_ROWS
 
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
@@ -118,18 +117,21 @@ class KVStore(Namespace):
         )
         size = _positive_int("pool_size", pool_size)
         waits = _positive_number("pool_timeout", pool_timeout), _positive_number("connect_timeout", connect_timeout)
-        self._backend: Backend
         if kind == "postgresql":
-            from ._postgres import PostgresBackend, display_url
+            from ._backends.postgres import display_url
 
             self._target = display_url(location)
-            self._backend = PostgresBackend(
-                location, busy_timeout=float(busy_timeout), pool_size=size, pool_timeout=waits[0],
-                connect_timeout=waits[1],
-            )  # fmt: skip
         else:
             self._target = location
-            self._backend = SQLiteBackend(location, busy_timeout=float(busy_timeout), synchronous=synchronous.upper())
+        self._backend: Backend = open_backend(
+            kind,
+            location,
+            busy_timeout=float(busy_timeout),
+            synchronous=synchronous.upper(),
+            pool_size=size,
+            pool_timeout=waits[0],
+            connect_timeout=waits[1],
+        )
         super().__init__(_Shared(self._backend, clock, *limits, auto_purge_every), DEFAULT_NAMESPACE)
 
     def purge_expired(self) -> int:

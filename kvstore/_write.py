@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from ._backend import UNCONDITIONAL, Backend, Current, PutRow, Transaction
+from ._backends.base import UNCONDITIONAL, Backend, Current, PutRow, Transaction
 from ._codec import (
     INT_MAX,
     INT_MIN,

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from kvstore import KVStore
-from kvstore._sqlite import SQLiteBackend
+from kvstore._backends.sqlite import SQLiteBackend
 
 # A quick default; CI selects "thorough" (KVSTORE_HYPOTHESIS_PROFILE=thorough in .ci/run).
 # function_scoped_fixture: the store fixtures here are factories or stores that examples may share on purpose.

@@ -20,8 +20,8 @@ from kvstore import (
     KVStore,
 )
 from kvstore import _write as write_path
-from kvstore._postgres_tx import PostgresTx
-from kvstore._sqlite_tx import SQLiteTx
+from kvstore._backends.postgres.tx import PostgresTx
+from kvstore._backends.sqlite.tx import SQLiteTx
 
 from .conftest import FakeClock, Stores
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvstore import Entry, InvalidCursorError, InvalidOptionsError, KVStore, Page
-from kvstore._backend import Row
+from kvstore._backends.base import Row
 from kvstore._codec import decode_value
 from kvstore._listing import entries_of, entry_of
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from psycopg.pq import TransactionStatus
 
-from kvstore._pgpool import Pool, PoolClosedError, PoolTimeoutError
+from kvstore._backends.postgres.pool import Pool, PoolClosedError, PoolTimeoutError
 
 
 class _PgConn:

@@ -27,9 +27,9 @@ from kvstore import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from kvstore import _postgres_sql as statements
+from kvstore._backends.postgres import PostgresBackend
+from kvstore._backends.postgres import sql as statements
 from kvstore._migrate import HEAD, VERSION_TABLE
-from kvstore._postgres import PostgresBackend
 from kvstore._schema import metadata
 
 from .conftest import FakeClock, libpq_url

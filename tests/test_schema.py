@@ -1,7 +1,7 @@
 """The schema: one source (``kvstore._schema``), alembic revisions that build it, and SQL that fits it.
 
 Every statement the SQLite backend runs is checked against a database the migrations built, so the
-hand-written SQL in ``kvstore._sqlite_sql`` cannot drift from the SQLAlchemy tables.
+hand-written SQL in ``kvstore._backends.sqlite.sql`` cannot drift from the SQLAlchemy tables.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def _sql_constants() -> dict[str, str]:
     PostgreSQL's statements are checked against PostgreSQL, in test_postgres.py.
     """
     found: dict[str, str] = {}
-    for info in pkgutil.iter_modules(kvstore.__path__, "kvstore."):
-        if info.name.startswith(("kvstore._migrations", "kvstore._postgres")):
+    for info in pkgutil.walk_packages(kvstore.__path__, "kvstore."):
+        if info.name.startswith(("kvstore._migrations", "kvstore._backends.postgres")):
             continue
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():
@@ -250,7 +250,7 @@ def _unique_key_index(conn: sqlite3.Connection) -> str:
     ],
 )
 def test_point_statements_use_the_unique_key_index(migrated: sqlite3.Connection, name: str) -> None:
-    from kvstore import _sqlite_sql as _sqlite
+    from kvstore._backends.sqlite import sql as _sqlite
 
     plan = _plan(migrated, getattr(_sqlite, name))
     index = _unique_key_index(migrated)
@@ -270,7 +270,7 @@ _SCANS = [
 
 @pytest.mark.parametrize("name", _SCANS)
 def test_scans_walk_the_key_index_in_order(migrated: sqlite3.Connection, name: str) -> None:
-    from kvstore import _sqlite_sql as _sqlite
+    from kvstore._backends.sqlite import sql as _sqlite
 
     plan = _plan(migrated, getattr(_sqlite, name))
     index = _unique_key_index(migrated)
@@ -284,7 +284,7 @@ def test_scans_walk_the_key_index_in_order(migrated: sqlite3.Connection, name: s
 
 
 def test_purge_subquery_uses_the_partial_expiry_index(migrated: sqlite3.Connection) -> None:
-    from kvstore._sqlite_sql import SQL_PURGE
+    from kvstore._backends.sqlite.sql import SQL_PURGE
 
     plan = _plan(migrated, SQL_PURGE)
     assert any("INDEX ix_kvstore_entries_expires_us (expires_us<" in step for step in plan), plan
@@ -294,7 +294,7 @@ def test_purge_subquery_uses_the_partial_expiry_index(migrated: sqlite3.Connecti
 
 def test_entries_columns_are_the_ones_the_sql_names() -> None:
     """Every column of kvstore_entries is written by SQL_PUT (so a new column cannot be silently left NULL)."""
-    from kvstore._sqlite_sql import SQL_PUT
+    from kvstore._backends.sqlite.sql import SQL_PUT
 
     written = SQL_PUT.split("(", 1)[1].split(")", 1)[0]
     assert {column.strip() for column in written.split(",")} == {c.name for c in entries.columns} - {"id"}
@@ -328,7 +328,7 @@ def test_alembic_cli_upgrade_and_downgrade(tmp_path: Path, monkeypatch: pytest.M
         raise AssertionError("the store migrated a database that alembic had already brought to head")
 
     with monkeypatch.context() as patch:
-        patch.setattr("kvstore._sqlite.migrate", no_migration)
+        patch.setattr("kvstore._backends.sqlite.backend.migrate", no_migration)
         with KVStore(path) as kv:
             result = kv.set("k", "v")
             assert result.committed

@@ -89,7 +89,7 @@ def _forbid_migration(monkeypatch: pytest.MonkeyPatch) -> None:
     def no_migration(conn: sqlite3.Connection, translate: object) -> None:
         raise AssertionError("the store migrated a database that was already at head")
 
-    monkeypatch.setattr("kvstore._sqlite.migrate", no_migration)
+    monkeypatch.setattr("kvstore._backends.sqlite.backend.migrate", no_migration)
 
 
 # -- refusing a database -------------------------------------------------------------------------------------

@@ -19,12 +19,11 @@ try:
     import psycopg
     from psycopg import errors as pg_errors
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    from ._errors import ConfigurationError
+    from ..._errors import ConfigurationError
 
     raise ConfigurationError('PostgreSQL needs the postgres extra: pip install "kvstore[postgres]"') from exc
 
-from ._backend import Found, Row
-from ._errors import (
+from ..._errors import (
     KVError,
     ReadOnlyStoreError,
     StorageError,
@@ -33,9 +32,10 @@ from ._errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
-from ._pgpool import Pool, PoolClosedError, PoolTimeoutError
-from ._postgres_sql import (
+from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
+from ..base import Found, Row
+from .pool import Pool, PoolClosedError, PoolTimeoutError
+from .sql import (
     SQL_COUNT,
     SQL_GET,
     SQL_GET_MANY,
@@ -53,7 +53,7 @@ from ._postgres_sql import (
     SQL_SIZE,
     SQL_STATS,
 )
-from ._postgres_tx import PostgresTx, one
+from .tx import PostgresTx, one
 
 T = TypeVar("T")
 

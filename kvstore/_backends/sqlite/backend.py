@@ -12,8 +12,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
-from ._backend import Found, Row
-from ._errors import (
+from ..._errors import (
     KVError,
     NotADatabaseError,
     ReadOnlyStoreError,
@@ -23,9 +22,10 @@ from ._errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
-from ._migrate import needs_upgrade
-from ._sqlite_fork import BACKENDS, FORKED, INHERITED_FILES, identity
-from ._sqlite_open import (
+from ..._migrate import needs_upgrade
+from ..base import Found, Row
+from .fork import BACKENDS, FORKED, INHERITED_FILES, identity
+from .open import (
     BUSY,
     CANTOPEN,
     CORRUPT,
@@ -40,7 +40,7 @@ from ._sqlite_open import (
     revisions,
     use_wal,
 )
-from ._sqlite_sql import (
+from .sql import (
     SQL_COUNT,
     SQL_GET,
     SQL_GET_MANY,
@@ -54,7 +54,7 @@ from ._sqlite_sql import (
     SQL_SCAN_REVERSE,
     SQL_STATS,
 )
-from ._sqlite_tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx, put_one
+from .tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx, put_one
 
 T = TypeVar("T")
 

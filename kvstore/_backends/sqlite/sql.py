@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._migrate import VERSION_TABLE
+from ..._migrate import VERSION_TABLE
 
 # The TTL to refresh on access, NULL when the entry has none: one column rather than two, because each
 # column a read returns costs the driver a conversion on every row. The one-letter names are for the

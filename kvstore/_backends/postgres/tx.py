@@ -11,9 +11,9 @@ from typing import Any
 
 import psycopg
 
-from ._backend import Current, Found, PutRow
-from ._errors import StorageError
-from ._postgres_sql import (
+from ..._errors import StorageError
+from ..base import Current, Found, PutRow
+from .sql import (
     SQL_CURRENT,
     SQL_CURRENT_MANY,
     SQL_DELETE,

@@ -15,7 +15,7 @@ import weakref
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from ._sqlite import SQLiteBackend
+    from .backend import SQLiteBackend
 
 BACKENDS: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 _PINNED: list[object] = []

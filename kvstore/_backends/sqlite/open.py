@@ -11,10 +11,10 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from ._errors import KVError, NotADatabaseError, StorageError, StoreUnavailableError
-from ._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
-from ._sqlite_sql import SQL_HAS_VERSION_TABLE, SQL_REVISIONS
-from ._sqlite_tx import SQLiteConnection
+from ..._errors import KVError, NotADatabaseError, StorageError, StoreUnavailableError
+from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
+from .sql import SQL_HAS_VERSION_TABLE, SQL_REVISIONS
+from .tx import SQLiteConnection
 
 # SQLite primary result codes (the low byte of an extended code).
 BUSY: Final = 5

@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from ._backend import UNCONDITIONAL, Current, Found, PutRow
-from ._errors import KVError
-from ._sqlite_sql import (
+from ..._errors import KVError
+from ..base import UNCONDITIONAL, Current, Found, PutRow
+from .sql import (
     SQL_CURRENT,
     SQL_CURRENT_MANY,
     SQL_DATA_VERSION,

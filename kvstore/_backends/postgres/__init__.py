@@ -1,0 +1,9 @@
+"""The PostgreSQL backend (psycopg 3): ``backend`` (pool use, the write lock, retries, errors, fork),
+``pool`` (a small connection pool), ``tx`` (the statements of one write) and ``sql`` (every statement).
+
+Imported only for a PostgreSQL target: importing it without the ``postgres`` extra is a ConfigurationError.
+"""
+
+from .backend import PostgresBackend, display_url
+
+__all__ = ["PostgresBackend", "display_url"]
