@@ -6,7 +6,9 @@ from ._atomic import AtomicOperation
 from ._codec import JSON, Value
 from ._errors import (
     AtomicLimitError,
+    AtomicReusedError,
     ConfigurationError,
+    ForkedStoreError,
     InvalidContentTypeError,
     InvalidCursorError,
     InvalidKeyError,
@@ -25,6 +27,7 @@ from ._errors import (
     StoreBusyError,
     StoreClosedError,
     StoreUnavailableError,
+    UsageError,
     ValidationError,
     ValueTooLargeError,
 )
@@ -71,10 +74,12 @@ __all__ = [
     "AsyncWatch",
     "AtomicLimitError",
     "AtomicOperation",
+    "AtomicReusedError",
     "CommitResult",
     "ConfigurationError",
     "Entry",
     "FailedCheck",
+    "ForkedStoreError",
     "InvalidContentTypeError",
     "InvalidCursorError",
     "InvalidKeyError",
@@ -99,6 +104,7 @@ __all__ = [
     "StoreClosedError",
     "StoreInfo",
     "StoreUnavailableError",
+    "UsageError",
     "ValidationError",
     "Value",
     "ValueTooLargeError",

@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from ._codec import default_content_type, encode_value
-from ._errors import AtomicLimitError, InvalidOptionsError, InvalidValueError
+from ._errors import AtomicLimitError, AtomicReusedError, InvalidValueError
 from ._models import CommitResult, FailedCheck
 from ._mutations import Arith, Check, Delete, Mutation, Put, is_plain, prepare_put
 from ._validation import check_key, check_set_options, check_versionstamp
@@ -161,4 +161,4 @@ class AtomicOperation:
 
     def _open(self) -> None:
         if self._done:
-            raise InvalidOptionsError("this atomic operation was already committed or discarded")
+            raise AtomicReusedError("this atomic operation was already committed or discarded")

@@ -17,14 +17,17 @@ boundary with ``raise ... from exc`` and never escape raw::
     │   ├── ValueTooLargeError      413  1110  value or metadata over the configured limit
     │   └── AtomicLimitError        413  1111  an atomic commit over its check, mutation or size limit
     ├── ConfigurationError          400  1200  a store cannot be opened with these arguments
+    ├── UsageError                  409  1300  the store or an object of it used the wrong way
+    │   ├── StoreClosedError        503  1301  the store was closed
+    │   ├── AtomicReusedError       409  1302  an atomic operation committed or discarded already
+    │   └── ForkedStoreError        409  1303  an SQLite store used in a child it was inherited by
     └── StorageError                500  2000  the database failed or refused
         ├── StoreBusyError          503  2001  write lock not obtained within the busy timeout
         ├── StorageFullError        507  2002  disk or page limit reached
         ├── ReadOnlyStoreError      503  2003  the database cannot be written
         ├── NotADatabaseError       500  2004  the file is not SQLite, or is corrupt
         ├── SchemaVersionError      500  2005  the schema is newer than this library
-        ├── StoreUnavailableError   503  2006  the database cannot be opened or reached
-        └── StoreClosedError        500  2007  the store was closed
+        └── StoreUnavailableError   503  2006  the database cannot be opened or reached
 
 Each error renders as an RFC 9457 problem-details object (``to_problem``), the shape the entity API
 document uses: ``{type, status, title, detail, instance, error_code}``.
@@ -36,7 +39,9 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AtomicLimitError",
+    "AtomicReusedError",
     "ConfigurationError",
+    "ForkedStoreError",
     "InvalidContentTypeError",
     "InvalidCursorError",
     "InvalidKeyError",
@@ -55,6 +60,7 @@ __all__ = [
     "StoreBusyError",
     "StoreClosedError",
     "StoreUnavailableError",
+    "UsageError",
     "ValidationError",
     "ValueTooLargeError",
 ]
@@ -262,9 +268,35 @@ class StoreUnavailableError(StorageError):
     slug = "store-unavailable"
 
 
-class StoreClosedError(StorageError):
-    """The store was used after ``close()``."""
+class UsageError(KVError):
+    """The store, or an object it made, was used the wrong way: nothing was read or written."""
 
-    error_code = 2007
+    status = 409
+    error_code = 1300
+    title = "Store misused"
+    slug = "usage-error"
+
+
+class StoreClosedError(UsageError):
+    """The store was used after ``close()``. (503 over HTTP: a service answers so while it shuts down.)"""
+
+    status = 503
+    error_code = 1301
     title = "Store closed"
     slug = "store-closed"
+
+
+class AtomicReusedError(UsageError):
+    """An atomic operation was used again after it was committed or discarded."""
+
+    error_code = 1302
+    title = "Atomic operation already used"
+    slug = "atomic-reused"
+
+
+class ForkedStoreError(UsageError):
+    """An SQLite store was used in a child process that inherited it open: open stores after ``fork()``."""
+
+    error_code = 1303
+    title = "Store inherited across fork"
+    slug = "forked-store"

@@ -10,6 +10,7 @@ import pytest
 from kvstore import (
     AtomicLimitError,
     AtomicOperation,
+    AtomicReusedError,
     CommitResult,
     FailedCheck,
     InvalidKeyError,
@@ -73,16 +74,16 @@ def test_context_manager_discards_when_the_block_raises(kv: KVStore) -> None:
         change_my_mind()
     assert op.result is None
     assert kv.get("k") is None
-    with pytest.raises(InvalidOptionsError, match="already committed or discarded"):
+    with pytest.raises(AtomicReusedError, match="already committed or discarded"):
         op.commit()
 
 
 def test_a_committed_operation_cannot_be_reused(kv: KVStore) -> None:
     op = kv.atomic().set("k", 1)
     op.commit()
-    with pytest.raises(InvalidOptionsError, match="already committed"):
+    with pytest.raises(AtomicReusedError, match="already committed"):
         op.set("k", 2)
-    with pytest.raises(InvalidOptionsError, match="already committed"):
+    with pytest.raises(AtomicReusedError, match="already committed"):
         op.commit()
 
 

@@ -22,7 +22,14 @@ from typing import TypeAlias
 
 import pytest
 
-from kvstore import KVError, KVStore, Namespace, StoreBusyError, StoreClosedError, StoreUnavailableError
+from kvstore import (
+    ForkedStoreError,
+    KVError,
+    KVStore,
+    Namespace,
+    StoreBusyError,
+    StoreClosedError,
+)
 
 from .conftest import Stores, sqlite_connection
 
@@ -344,7 +351,7 @@ def _refused_after_fork(call: Callable[[], object]) -> str:
     """What a child's use of a database open in its parent at the fork comes to."""
     try:
         call()
-    except StoreUnavailableError as exc:
+    except ForkedStoreError as exc:
         return "refused" if "fork" in str(exc) else f"other: {exc}"
     return "worked"
 

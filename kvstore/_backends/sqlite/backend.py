@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from ..._errors import (
+    ForkedStoreError,
     KVError,
     NotADatabaseError,
     ReadOnlyStoreError,
@@ -89,7 +90,7 @@ class SQLiteBackend:
         BACKENDS.add(self)
         try:
             if not self._memory and identity(path) in INHERITED_FILES:
-                raise StoreUnavailableError(FORKED)
+                raise ForkedStoreError(FORKED)
             if not self._memory:
                 check_header(self._path)
             self._prepare(self._conn())
@@ -111,7 +112,7 @@ class SQLiteBackend:
             if self._closed:
                 raise StoreClosedError("the store is closed")
             if self._forked:
-                raise StoreUnavailableError(FORKED)
+                raise ForkedStoreError(FORKED)
             if self._shared is not None:
                 conn = self._shared
             else:
