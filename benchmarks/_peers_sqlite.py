@@ -6,14 +6,15 @@ import itertools
 import json
 import sqlite3
 import time
-from typing import Final
+from typing import Final, cast
 
 import msgpack
 from _config import BATCH, TTL_MS, Workload
 from _peers import Failed, Peer
 from _timing import Op
 
-from kvstore import KVStore
+from kvstore import KVStore, Value
+from kvstore._backends.sqlite.block import BLOCK
 from kvstore._backends.sqlite.sql import (
     SQL_CURRENT,
     SQL_GET,
@@ -25,7 +26,6 @@ from kvstore._backends.sqlite.sql import (
     SQL_RESERVE,
     SQL_SCAN,
 )
-from kvstore._backends.sqlite.tx import BLOCK
 
 NS: Final = "default"
 CONTENT_TYPE: Final = "application/json"
@@ -47,7 +47,7 @@ class KVStorePeer(Peer):
         for start in range(0, len(keys), BATCH):
             with self.kv.atomic() as op:
                 for key in keys[start : start + BATCH]:
-                    op.set(key, value)
+                    op.set(key, cast(Value, value))  # the peers share one value, built as a Value
 
     def close(self) -> None:
         self.kv.close()

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self
+from typing import Literal, Self
 
-from ._codec import default_content_type, encode_value
+from ._codec import JSON, Value
 from ._errors import AtomicLimitError, AtomicReusedError, InvalidValueError
 from ._models import CommitResult, FailedCheck
-from ._mutations import Arith, Check, Delete, Mutation, Put, is_plain, prepare_put
-from ._validation import check_key, check_set_options, check_versionstamp
+from ._mutations import Arith, Check, Delete, Mutation, build_put
+from ._shared import Shared
+from ._validation import check_key, check_versionstamp
 from ._write import commit
-
-if TYPE_CHECKING:
-    from ._namespace import _Shared
 
 
 class AtomicOperation:
@@ -27,7 +26,7 @@ class AtomicOperation:
 
     __slots__ = ("_checks", "_done", "_mutations", "_namespace", "_result", "_shared", "_size")
 
-    def __init__(self, shared: _Shared, namespace: str) -> None:
+    def __init__(self, shared: Shared, namespace: str) -> None:
         self._shared = shared
         self._namespace = namespace
         self._checks: list[Check] = []
@@ -52,36 +51,22 @@ class AtomicOperation:
     def set(
         self,
         key: str,
-        value: object,
+        value: Value,
         *,
         expire_in: float | None = None,
         expire_at: datetime | None = None,
         refresh_on_access: bool = False,
-        metadata: dict[str, Any] | None = None,
+        metadata: Mapping[str, JSON] | None = None,
         content_type: str | None = None,
     ) -> Self:
         """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
         self._open()
         shared = self._shared
-        if is_plain(expire_in, expire_at, refresh_on_access, metadata, content_type):
-            # The plain set, as in a batch of many: only the key and the value need checking.
-            check_key(key)
-            data = encode_value(value, shared.max_value_size)
-            put = Put(self._namespace, key, data, default_content_type(value), None, None, None, False)
-            return self._add(put, len(key) + len(data))
-        check_set_options(
-            if_versionstamp=None,
-            if_not_exists=False,
-            overwrite=True,
-            expire_in=expire_in,
-            expire_at=expire_at,
-            refresh_on_access=refresh_on_access,
-        )
-        put = prepare_put(
+        put = build_put(
             self._namespace,
             key,
             value,
-            now_us=shared.now_us(),
+            clock=shared.now_us,
             max_value_size=shared.max_value_size,
             max_metadata_size=shared.max_metadata_size,
             expire_in=expire_in,

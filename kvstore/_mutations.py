@@ -1,17 +1,19 @@
 """What a commit is made of: the check and the three mutations, the outcome a commit reports, and the
-validation that turns one ``set`` call into a ``Put`` before anything is written (pure).
+validation that turns one ``set`` call (of ``kv.set`` or ``atomic().set``) into a ``Put`` before anything
+is written (pure).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
 from ._codec import default_content_type, encode_metadata, encode_value
 from ._validation import (
     check_content_type,
-    check_flag,
     check_key,
+    check_set_options,
     to_epoch_us,
     ttl_from_expire_at,
     ttl_from_expire_in,
@@ -124,46 +126,63 @@ class Outcome:
         self.kept = kept
 
 
-def is_plain(
-    expire_in: object, expire_at: object, refresh_on_access: object, metadata: object, content_type: object
-) -> bool:
-    """Whether a set has no option beyond its flags: no expiry, refresh, metadata or content type. Such a
-    set needs only its key and value checked, and takes the short paths of ``set`` and ``atomic().set``."""
-    return (
+def build_put(
+    namespace: str,
+    key: str,
+    value: object,
+    *,
+    clock: Callable[[], int],
+    max_value_size: int,
+    max_metadata_size: int,
+    expire_in: object = None,
+    expire_at: object = None,
+    refresh_on_access: object = False,
+    metadata: object = None,
+    content_type: object = None,
+    if_versionstamp: object = None,
+    if_not_exists: object = False,
+    overwrite: object = True,
+) -> Put:
+    """Validate and encode one set (the options are those of ``kv.set``); raises a ValidationError before
+    anything is written. ``clock`` is read only if an ``expire_at`` needs checking against now."""
+    if (
         expire_in is None
         and expire_at is None
         and refresh_on_access is False
         and metadata is None
         and content_type is None
+    ):
+        # No expiry, metadata or content type (the commonest sets, and every set of a bulk batch): only
+        # the flags, the key and the value need checking.
+        if if_versionstamp is not None or if_not_exists is not False or overwrite is not True:
+            check_set_options(
+                if_versionstamp=if_versionstamp,
+                if_not_exists=if_not_exists,
+                overwrite=overwrite,
+                expire_in=None,
+                expire_at=None,
+                refresh_on_access=False,
+            )
+        check_key(key)
+        data = encode_value(value, max_value_size)
+        return Put(namespace, key, data, default_content_type(value), None, None, None, False, overwrite is True)
+    check_set_options(
+        if_versionstamp=if_versionstamp,
+        if_not_exists=if_not_exists,
+        overwrite=overwrite,
+        expire_in=expire_in,
+        expire_at=expire_at,
+        refresh_on_access=refresh_on_access,
     )
-
-
-def prepare_put(
-    namespace: str,
-    key: str,
-    value: object,
-    *,
-    now_us: int,
-    max_value_size: int,
-    max_metadata_size: int,
-    expire_in: object,
-    expire_at: object,
-    refresh_on_access: object,
-    metadata: object,
-    content_type: object,
-    overwrite: bool = True,
-) -> Put:
-    """Validate and encode one set; raises a ValidationError before anything is written."""
     check_key(key)
-    check_flag("refresh_on_access", refresh_on_access)
     ttl_us = deadline_us = None
     if expire_in is not None:
         ttl_us = ttl_from_expire_in(expire_in)
     elif expire_at is not None:
-        ttl_us = ttl_from_expire_at(expire_at, now_us)
+        ttl_us = ttl_from_expire_at(expire_at, clock())
         assert isinstance(expire_at, datetime)
         deadline_us = to_epoch_us(expire_at)
     data = encode_value(value, max_value_size)
     kind = default_content_type(value) if content_type is None else check_content_type(content_type)
     meta = encode_metadata(metadata, max_metadata_size)
-    return Put(namespace, key, data, kind, meta, ttl_us, deadline_us, bool(refresh_on_access), overwrite)
+    return Put(namespace, key, data, kind, meta, ttl_us, deadline_us, refresh_on_access is True, overwrite is True)

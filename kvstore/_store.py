@@ -13,7 +13,8 @@ from ._backends import Backend, open_backend
 from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, format_versionstamp
 from ._errors import ConfigurationError
 from ._models import StoreInfo
-from ._namespace import DEFAULT_NAMESPACE, Namespace, _Shared
+from ._namespace import DEFAULT_NAMESPACE, Namespace
+from ._shared import Shared
 from ._validation import MAX_ROWS
 
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
@@ -107,14 +108,13 @@ class KVStore(Namespace):
             raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
         if type(auto_purge_every) is not int or auto_purge_every < 0:
             raise ConfigurationError(f"auto_purge_every must be an int >= 0 (0 turns it off), got {auto_purge_every!r}")
-        limits = (
-            _positive_int("max_value_size", max_value_size),
-            _positive_int("max_metadata_size", max_metadata_size),
-            _positive_int("max_checks", max_checks),
-            _positive_int("max_mutations", max_mutations),
-            _positive_int("max_commit_size", max_commit_size),
-            min(_positive_int("purge_batch_size", purge_batch_size), MAX_ROWS),
-        )
+        # Every option is checked before the database is opened: a bad one must leave no file behind.
+        value_size = _positive_int("max_value_size", max_value_size)
+        metadata_size = _positive_int("max_metadata_size", max_metadata_size)
+        checks = _positive_int("max_checks", max_checks)
+        mutations = _positive_int("max_mutations", max_mutations)
+        commit_size = _positive_int("max_commit_size", max_commit_size)
+        purge_size = min(_positive_int("purge_batch_size", purge_batch_size), MAX_ROWS)
         size = _positive_int("pool_size", pool_size)
         waits = _positive_number("pool_timeout", pool_timeout), _positive_number("connect_timeout", connect_timeout)
         if kind == "postgresql":
@@ -132,7 +132,18 @@ class KVStore(Namespace):
             pool_timeout=waits[0],
             connect_timeout=waits[1],
         )
-        super().__init__(_Shared(self._backend, clock, *limits, auto_purge_every), DEFAULT_NAMESPACE)
+        shared = Shared(
+            self._backend,
+            clock=clock,
+            max_value_size=value_size,
+            max_metadata_size=metadata_size,
+            max_checks=checks,
+            max_mutations=mutations,
+            max_commit_size=commit_size,
+            purge_batch_size=purge_size,
+            auto_purge_every=auto_purge_every,
+        )
+        super().__init__(shared, DEFAULT_NAMESPACE)
 
     def purge_expired(self) -> int:
         """Delete every expired entry in every namespace, in bounded batches; return how many."""

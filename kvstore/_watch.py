@@ -16,14 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
+from ._entries import entries_of
 from ._errors import InvalidOptionsError, StoreClosedError
-from ._listing import entries_of
 from ._models import Entry
-
-if TYPE_CHECKING:
-    from ._namespace import _Shared
+from ._shared import Shared
 
 
 class Watch(Iterator[list[Entry | None]]):
@@ -33,7 +31,7 @@ class Watch(Iterator[list[Entry | None]]):
     deleted, or it expires. Close it (or use ``with``) to release its connection; closing the store ends it.
     """
 
-    def __init__(self, shared: _Shared, namespace: str, keys: list[str], interval: float) -> None:
+    def __init__(self, shared: Shared, namespace: str, keys: list[str], interval: float) -> None:
         if type(interval) not in (int, float) or not (math.isfinite(interval) and 0 < interval <= 3600):
             raise InvalidOptionsError(f"interval must be a number of seconds in (0, 3600], got {interval!r}")
         self._shared = shared
@@ -88,9 +86,13 @@ class Watch(Iterator[list[Entry | None]]):
     def _read(self, now_us: int) -> list[Entry | None] | None:
         """The watched entries, if they differ from the last snapshot yielded."""
         found = self._shared.backend.get_many(self._namespace, self._keys, now_us)
-        rows = {row[8]: row for row in found}
-        stamps = tuple(None if key not in rows else rows[key][1] for key in self._keys)
-        expiries = [row[6] for row in found if row[6] is not None]
+        versions: dict[str, int] = {}
+        expiries: list[int] = []
+        for _, version, _, _, _, _, expires_us, _, key in found:
+            versions[key] = version
+            if expires_us is not None:
+                expiries.append(expires_us)
+        stamps = tuple(map(versions.get, self._keys))
         self._expiry = min(expiries) if expiries else None
         if stamps == self._stamps:
             return None

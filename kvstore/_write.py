@@ -1,14 +1,16 @@
 """The one write path: checks, then mutations, in one transaction under one versionstamp.
 
-``set`` and ``delete`` (with or without conditions) are one-mutation atomics through ``commit``, and
-``atomic()`` builds many-mutation ones. Inputs arrive validated and encoded: inside the transaction
-there is only SQL (and, for sum / min / max, the stored integer).
+Every write comes here. ``set_entry`` is one put, plain or conditional (``Namespace.set``, and ``commit``
+for an atomic of that shape): the backend's one-statement write when it can (``try_put``), else a short
+transaction. ``commit`` is everything else: ``delete``, ``delete_prefix``'s batches aside, and every
+``atomic()``. Inputs arrive validated and encoded: inside the transaction there is only SQL (and, for
+sum / min / max, the stored integer).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, TypeAlias
 
 from ._backends.base import UNCONDITIONAL, Backend, Current, PutRow, Transaction
 from ._codec import (
@@ -19,6 +21,7 @@ from ._codec import (
     encode_value,
     format_versionstamp,
     parse_versionstamp,
+    stamp_bytes,
 )
 from ._errors import InvalidValueError
 from ._mutations import Arith, Check, Delete, Mutation, Outcome, Put
@@ -48,27 +51,72 @@ BULK_FROM: Final = 16
 
 
 class _NothingWritten(Exception):
-    """Raised inside a transaction to roll it back (undoing the versionstamp it drew) with this outcome."""
+    """Raised inside a transaction to roll it back (undoing the versionstamp it drew) with this result."""
 
-    def __init__(self, outcome: Outcome) -> None:
-        self.outcome = outcome
+    def __init__(self, written: Written) -> None:
+        self.written = written
 
 
-def commit(
-    backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int, *, tried: bool = False
-) -> Outcome:
-    """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes.
+Written: TypeAlias = tuple[bool, bool, str | None, bool]
+"""What ``set_entry`` did: (ok, written, versionstamp, found). ``ok`` is False when its condition failed
+(the versionstamp is then the live entry's, None if there is none); ``written`` whether it wrote (False for
+an ``overwrite=False`` put that left a live entry alone, whose versionstamp it reports); otherwise the
+versionstamp is the commit's and ``found`` whether a live entry was replaced."""
 
-    ``tried``: the caller already offered this one put to ``backend.try_put``, which declined it.
-    """
+
+def set_entry(backend: Backend, put: Put, expected: int | None, now_us: int) -> Written:
+    """Write one entry: unconditionally (``expected`` is UNCONDITIONAL), only over a live entry of version
+    ``expected``, or only where no entry is live (None). Without a check (``put.overwrite`` False) a live
+    entry is left alone and the write is ``ok``; with one, failing is not ``ok``."""
+    done = backend.try_put(put, expected, now_us)
+    if done is not None:
+        version, found = done
+        return True, True, stamp_bytes(version).hex(), found  # format_versionstamp, inlined
+    if expected == UNCONDITIONAL:
+
+        def blind(tx: Transaction) -> Written:
+            version = tx.next_version()
+            row = _put_row(put, version, now_us, now_us)
+            replaced = tx.replace_live(row, now_us)
+            if not replaced:
+                tx.put(row)
+            return True, True, format_versionstamp(version), replaced
+
+        return backend.transact(blind)
+
+    def conditional(tx: Transaction) -> Written:
+        # The version is drawn first, so that check and write are one statement; a failed condition rolls
+        # the transaction back (undoing the draw), after reading the versionstamp to report.
+        version = tx.next_version()
+        if tx.put_if(_put_row(put, version, now_us, now_us), expected, now_us):
+            return True, True, format_versionstamp(version), expected is not None
+        stamp = _stamp(tx.current(put.namespace, put.key, now_us))
+        raise _NothingWritten((expected is None and not put.overwrite, False, stamp, stamp is not None))
+
+    try:
+        return backend.transact(conditional)
+    except _NothingWritten as stop:
+        return stop.written
+
+
+def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int) -> Outcome:
+    """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes."""
     if len(mutations) == 1 and type(mutations[0]) is Put:
+        # One put, alone or checked at its own key: the shape of every set, settled by ``set_entry``.
         put = mutations[0]
-        if not checks and put.overwrite:
-            return _blind_put(backend, put, now_us, tried)
-        if (not checks and not put.overwrite) or (
-            len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key)
-        ):
-            return _conditional_put(backend, put, checks[0].versionstamp if checks else None, now_us, tried)
+        expected: int | bool | None = False  # False: not that shape
+        if not checks:
+            expected = UNCONDITIONAL if put.overwrite else None
+        elif len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key):
+            stamp = checks[0].versionstamp
+            expected = None if stamp is None else parse_versionstamp(stamp)
+        if expected is not False:
+            ok, written, versionstamp, found = set_entry(backend, put, expected, now_us)
+            if not ok:
+                return Outcome(False, None, [(0, versionstamp)], [], [], [])
+            if not written:
+                return Outcome(True, None, [], [found], [False], [versionstamp])
+            return Outcome(True, versionstamp, [], [found], [True], [None])
     wanted = [None if c.versionstamp is None else parse_versionstamp(c.versionstamp) for c in checks]
 
     def body(tx: Transaction) -> Outcome:
@@ -125,7 +173,7 @@ def commit(
                     row = _put_row(mutation, version, now_us, now_us)
                     replaced = tx.replace_live(row, now_us)
                     if not replaced:
-                        tx.put(*row)
+                        tx.put(row)
                     found_live.append(replaced)
                     applied.append(True)
                     kept.append(None)
@@ -142,7 +190,7 @@ def commit(
                 if bulk:
                     pending.append(row)
                 else:
-                    tx.put(*row)
+                    tx.put(row)
             else:
                 flush()
                 found = current(*slot)
@@ -168,57 +216,26 @@ def commit(
     return backend.transact(body)
 
 
-def _blind_put(backend: Backend, put: Put, now_us: int, tried: bool) -> Outcome:
-    """One put with no condition, the shape of a plain ``set``: what ``commit`` does, without its
-    bookkeeping for many mutations."""
+def delete_range_batch(
+    backend: Backend, namespace: str, low: str, high: str, limit: int, now_us: int
+) -> tuple[int, int]:
+    """Delete the next ``limit`` entries of ``[low, high)`` in one transaction: (rows, live rows) deleted.
 
-    done = None if tried else backend.try_put(
-        put.namespace, put.key, put.value, put.content_type, put.metadata, put.expires_us(now_us), put.ttl_us,
-        put.refresh_on_access, UNCONDITIONAL, now_us,
-    )  # fmt: skip
-    if done is not None:
-        return Outcome(True, format_versionstamp(done[0]), [], [done[1]], [True], [None])
+    A batch that deletes a live entry is a committed write and draws a versionstamp; expired rows go
+    silently, as a purge would take them.
+    """
 
-    def body(tx: Transaction) -> Outcome:
-        row = _put_row(put, tx.next_version(), now_us, now_us)
-        replaced = tx.replace_live(row, now_us)
-        if not replaced:
-            tx.put(*row)
-        return Outcome(True, format_versionstamp(row[5]), [], [replaced], [True], [None])
+    def body(tx: Transaction) -> tuple[int, int]:
+        batch = tx.range_batch(namespace, low, high, limit, now_us)
+        if not batch:
+            return 0, 0
+        live = sum(1 for _, is_live in batch if is_live)
+        if live:
+            tx.next_version()
+        tx.delete_through(namespace, low, batch[-1][0])
+        return len(batch), live
 
     return backend.transact(body)
-
-
-def _conditional_put(backend: Backend, put: Put, expected: str | None, now_us: int, tried: bool) -> Outcome:
-    """One put on the condition that the live entry at its key has ``expected`` (None: that there is none).
-
-    The shape of every conditional ``set``: check and write are one statement. The version is drawn first,
-    so a failed condition rolls the transaction back, after reading the current versionstamp to report.
-    With a check (``expected`` given, or ``if_not_exists``) a failure is a failed check; without one
-    (``overwrite=False``) it is a put that left the live entry alone.
-    """
-    wanted = None if expected is None else parse_versionstamp(expected)
-    is_check = expected is not None or put.overwrite
-    done = None if tried else backend.try_put(
-        put.namespace, put.key, put.value, put.content_type, put.metadata, put.expires_us(now_us), put.ttl_us,
-        put.refresh_on_access, wanted, now_us,
-    )  # fmt: skip
-    if done is not None:
-        return Outcome(True, format_versionstamp(done[0]), [], [done[1]], [True], [None])
-
-    def body(tx: Transaction) -> Outcome:
-        version = tx.next_version()
-        if tx.put_if(_put_row(put, version, now_us, now_us), wanted, now_us):
-            return Outcome(True, format_versionstamp(version), [], [expected is not None], [True], [None])
-        stamp = _stamp(tx.current(put.namespace, put.key, now_us))
-        if is_check:
-            raise _NothingWritten(Outcome(False, None, [(0, stamp)], [], [], []))
-        raise _NothingWritten(Outcome(True, None, [], [stamp is not None], [False], [stamp]))
-
-    try:
-        return backend.transact(body)
-    except _NothingWritten as stop:
-        return stop.outcome
 
 
 def _put_row(mutation: Put, version: int, created_us: int, now_us: int) -> PutRow:
@@ -258,11 +275,26 @@ def _apply_arith(tx: Transaction, mutation: Arith, version: int, now_us: int) ->
     slot = (mutation.namespace, mutation.key)
     row = tx.read(*slot, now_us)
     value = encode_value(_combine(mutation, 0 if row is None else decode_value(row[0])), INT_MAX)
+    namespace, key = slot
     if row is None:
-        tx.put(*slot, value, default_content_type(0), None, version, now_us, now_us, None, None, False)
+        tx.put((namespace, key, value, default_content_type(0), None, version, now_us, now_us, None, None, False))
         return now_us
     # A read returns the TTL only of an entry refreshed on access: the one use a stored TTL has.
     _, _, metadata, content_type, created_us, _, expires_us, refresh_ttl_us = row
     refresh = refresh_ttl_us is not None
-    tx.put(*slot, value, content_type, metadata, version, created_us, now_us, expires_us, refresh_ttl_us, refresh)
+    tx.put(
+        (
+            namespace,
+            key,
+            value,
+            content_type,
+            metadata,
+            version,
+            created_us,
+            now_us,
+            expires_us,
+            refresh_ttl_us,
+            refresh,
+        )
+    )
     return created_us

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from kvstore import (
     InvalidValueError,
     InvalidVersionstampError,
     KVStore,
+    Value,
 )
 from kvstore import _write as write_path
 from kvstore._backends.postgres.tx import PostgresTx
@@ -184,7 +186,8 @@ def test_arithmetic_keeps_the_rest_of_the_entry(kv: KVStore, clock: FakeClock) -
 
 
 def test_arithmetic_on_a_non_integer_is_a_validation_error_and_writes_nothing(kv: KVStore) -> None:
-    for value in ("1", 1.0, True, None, [1], b"1"):
+    values: tuple[Value, ...] = ("1", 1.0, True, None, [1], b"1")
+    for value in values:
         kv.set("x", value)
         stamp = _stamp(kv, "x")
         with pytest.raises(InvalidValueError, match="needs an integer"):
@@ -244,20 +247,34 @@ def test_default_limits_exceed_deno_kv(stores: Stores) -> None:
         assert kv.count() == 1001
 
 
-def test_kv_set_and_atomic_share_one_write_path(kv: KVStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-    real = write_path.commit
+def test_every_write_reaches_the_backend_through_the_write_path(kv: KVStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sets of every shape, deletes, atomics and range deletes write only from ``kvstore._write``."""
+    callers: list[str] = []
+    backend = kv._backend
 
-    def counting(*args: object, **kwargs: object) -> object:
-        calls.append(1)
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(name: str) -> None:
+        real = getattr(backend, name)
 
-    monkeypatch.setattr("kvstore._namespace.commit", counting)
-    monkeypatch.setattr("kvstore._atomic.commit", counting)
-    kv.set("a", 1, if_not_exists=True)
+        def recording(*args: object) -> object:
+            callers.append(sys._getframe(1).f_globals["__name__"])
+            return real(*args)
+
+        monkeypatch.setattr(backend, name, recording)
+
+    spy("try_put")
+    spy("transact")
+    first = kv.set("a", 1)
+    kv.set("a", 2, if_versionstamp=first.versionstamp)
+    kv.set("b", 1, if_not_exists=True)
+    kv.set("b", 2, overwrite=False)
+    kv.set("c", 1, expire_in=60_000, metadata={"m": 1})
     kv.delete("a")
-    kv.atomic().set("b", 1).commit()
-    assert len(calls) == 3
+    kv.delete("b", if_versionstamp="00000000000000010000")
+    kv.atomic().set("d", 1).commit()
+    kv.atomic().check("d", None).set("e", 1).sum("n", 1).commit()
+    kv.delete_prefix("c")
+    assert len(callers) >= 10
+    assert set(callers) == {"kvstore._write"}
 
 
 def test_a_large_commit_applies_its_mutations_in_order(kv: KVStore, clock: FakeClock) -> None:

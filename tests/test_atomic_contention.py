@@ -73,5 +73,5 @@ def test_racing_transfers_keep_the_sum(shared_target: str) -> None:
         assert isinstance(b.value, int)
         assert a.value + b.value == TOTAL
         # Every committed transfer drew a versionstamp of its own, greater than the one before (on SQLite
-        # there are gaps where one writer takes over from the other: see _sqlite_sql.SQL_RESERVE).
+        # there are gaps where one writer takes over from the other: see kvstore._backends.sqlite.block).
         assert int(a.versionstamp[:16], 16) - int(start.versionstamp[:16], 16) >= 2 * TRANSFERS

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvstore import Entry, InvalidCursorError, InvalidOptionsError, KVStore, Page
-from kvstore._backends.base import Row
-from kvstore._codec import decode_value
-from kvstore._listing import entries_of, entry_of
+from kvstore._backends.base import Found, Row
+from kvstore._codec import format_versionstamp, from_epoch_us
+from kvstore._entries import entries_of, entry_of
 
 from .conftest import Stores, sqlite_connection
 
@@ -229,8 +229,41 @@ def test_entries_built_together_are_the_entries_built_one_by_one(rows: list[Row]
     if same_times:  # one batch's entries: one instant for all (the fast path for times)
         rows = [(*row[:4], rows[0][4], rows[0][4], *row[6:]) for row in rows]
     built = entries_of(rows)
-    assert built == [entry_of(row[8], row, decode_value(row[0])) for row in rows]
+    assert built == [entry_of(row[8], row[:8]) for row in rows]
     assert all(type(entry) is Entry for entry in built)
     if built:  # every entry has a metadata dict of its own, even an empty one
         built[0].metadata["mine"] = True
         assert not any("mine" in entry.metadata for entry in built[1:])
+
+
+_FOUND = st.tuples(
+    st.just(msgpack.packb("v")),
+    st.integers(min_value=1, max_value=2**40),
+    st.none() | st.just('{"m": 1}'),
+    st.sampled_from(["application/json", "text/plain"]),
+    st.integers(min_value=0, max_value=2**50),
+    st.integers(min_value=0, max_value=2**50),
+    st.none() | st.integers(min_value=1, max_value=2**50),
+    st.none() | st.integers(min_value=60_000_000, max_value=2**40),
+)
+
+
+@given(_FOUND)
+def test_an_entry_built_fast_fills_every_field_with_its_own_type(found: Found) -> None:
+    """``new_tuple`` skips Entry's constructor: a missing or misplaced column would go unnoticed."""
+    value, version, metadata, content_type, created_us, updated_us, expires_us, _ = found
+    entry = entry_of("k", found)
+    assert type(entry) is Entry
+    assert len(entry) == len(Entry._fields)
+    assert entry == Entry(
+        key="k",
+        value="v",
+        versionstamp=format_versionstamp(version),
+        metadata={} if metadata is None else {"m": 1},
+        content_type=content_type,
+        size_bytes=len(value),
+        created_at=from_epoch_us(created_us),
+        updated_at=from_epoch_us(updated_us),
+        expires_at=None if expires_us is None else from_epoch_us(expires_us),
+    )
+    assert entries_of([(*found, "k")]) == [entry]

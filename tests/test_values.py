@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import msgpack
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kvstore import (
+    JSON,
     InvalidContentTypeError,
     InvalidMetadataError,
     InvalidValueError,
@@ -148,7 +150,7 @@ class _Custom:
     ],
     ids=repr,
 )
-def test_unsupported_values_are_rejected_and_nothing_is_written(kv: KVStore, value: object) -> None:
+def test_unsupported_values_are_rejected_and_nothing_is_written(kv: KVStore, value: Any) -> None:
     kv.set("k", "before")
     with pytest.raises(InvalidValueError):
         kv.set("k", value)
@@ -166,7 +168,7 @@ def test_int_range_edges(kv: KVStore) -> None:
 
 
 def test_self_referencing_values_are_rejected(kv: KVStore) -> None:
-    loop: list[object] = []
+    loop: list[Any] = []
     loop.append(loop)
     with pytest.raises(InvalidValueError, match="nested"):
         kv.set("k", loop)
@@ -192,7 +194,7 @@ def test_default_value_limit_is_16_mib(stores: Stores) -> None:
 
 
 def test_metadata_round_trips(kv: KVStore) -> None:
-    meta: dict[str, object] = {"schema": "v1", "tags": ["a", "b"], "n": 1, "f": 0.5, "ok": True, "none": None}
+    meta: dict[str, JSON] = {"schema": "v1", "tags": ["a", "b"], "n": 1, "f": 0.5, "ok": True, "none": None}
     kv.set("k", 1, metadata=meta)
     entry = kv.get("k")
     assert entry is not None
@@ -235,7 +237,7 @@ def test_metadata_limit_counts_utf8_bytes(stores: Stores) -> None:
 
 
 @pytest.mark.parametrize("value", ["\ud800", {"k": "\udc00"}, {"\ud800": 1}, ["ok", ["\udfff"]]], ids=repr)
-def test_strings_with_lone_surrogates_are_invalid_values(kv: KVStore, value: object) -> None:
+def test_strings_with_lone_surrogates_are_invalid_values(kv: KVStore, value: Any) -> None:
     with pytest.raises(InvalidValueError, match="Unicode"):
         kv.set("k", value)
     assert kv.get("k") is None

@@ -9,7 +9,10 @@ encoding and the write rules above it are shared.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Final, Protocol, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    from .._mutations import Put
 
 T = TypeVar("T")
 
@@ -23,8 +26,14 @@ already tuples and the read path is hot."""
 Row: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None, str]
 """A ``Found`` with its key last (index 8): what a read of many entries returns."""
 
+REFRESH_TTL: Final = 7
+"""The column of a ``Found`` or ``Row`` that a reader tests before any other (None: no refresh on access)."""
+ROW_KEY: Final = 8
+"""The column of a ``Row`` that holds its key."""
+
 PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
-"""The arguments of ``Transaction.put``, in order: namespace, key, value, content_type, metadata, version,
+"""A whole entry to write, as ``Transaction.put`` and its kin take it, in the order of the statements'
+parameters: namespace, key, value, content_type, metadata, version,
 created_us, updated_us, expires_us, ttl_us, refresh_on_access."""
 
 Current: TypeAlias = tuple[int, int]
@@ -44,21 +53,8 @@ class Transaction(Protocol):
     def next_version(self) -> int:
         """Draw this commit's version: greater than every version committed before."""
 
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        version: int,
-        created_us: int,
-        updated_us: int,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-    ) -> None:
-        """Insert or wholly replace the entry at ``key``."""
+    def put(self, row: PutRow) -> None:
+        """Insert or wholly replace the entry at ``row``'s key."""
 
     def replace_live(self, row: PutRow, now_us: int) -> bool:
         """Replace the live entry at ``row``'s key whole, but keep its created_us (``row``'s is ignored).
@@ -148,20 +144,8 @@ class Backend(Protocol):
     def refresh(self, namespace: str, key: str, version: int, expires_us: int, now_us: int) -> bool:
         """Move the expiry of the live entry at ``key`` if it still has ``version``; True if it did."""
 
-    def try_put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-        expected: int | None,
-        now_us: int,
-    ) -> tuple[int, bool] | None:
-        """Write one entry at once, if this backend can without a transaction: ``(version, found)``, where
+    def try_put(self, put: Put, expected: int | None, now_us: int) -> tuple[int, bool] | None:
+        """Write ``put`` at once, if this backend can without a transaction: ``(version, found)``, where
         ``found`` says a live entry was replaced (whose created_us is kept).
 
         ``expected`` is the version the live entry must have, None if no entry may be live, or

@@ -21,10 +21,10 @@ import zlib
 from itertools import count
 from pathlib import Path
 
-from kvstore import KVStore
+from kvstore import KVStore, Value
 
 
-def value_for(key: str) -> dict[str, object]:
+def value_for(key: str) -> dict[str, Value]:
     """The value written at ``key``: mostly small, one in eight large enough to span many pages."""
     crc = zlib.crc32(key.encode())
     size = crc % 40_000 if crc % 8 == 0 else crc % 300

@@ -1,6 +1,6 @@
 """The PostgreSQL backend (psycopg 3): a connection pool, the write lock, retries and error translation.
 
-The statements it runs are the named constants of ``_postgres_sql``. Imported only when a store is
+The statements it runs are the named constants of ``sql``. Imported only when a store is
 opened on a ``postgresql://`` URL, so SQLite users never import psycopg.
 """
 
@@ -33,7 +33,8 @@ from ..._errors import (
     StoreUnavailableError,
 )
 from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
-from ..base import Found, Row
+from ..._mutations import Put
+from ..base import Found, Row, Transaction
 from .pool import Pool, PoolClosedError, PoolTimeoutError
 from .sql import (
     SQL_COUNT,
@@ -73,7 +74,7 @@ def conninfo(url: str) -> str:
     """The libpq URI for an SQLAlchemy-style URL (``postgresql+psycopg://`` becomes ``postgresql://``)."""
     scheme, rest = url.split("://", 1)
     if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        raise AssertionError(scheme)  # _target.py only routes these here
+        raise AssertionError(scheme)  # _store._parse_target routes only these here
     return "postgresql://" + rest
 
 
@@ -362,23 +363,11 @@ class PostgresBackend:
             delay = min(2 * delay, 0.1)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def try_put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-        expected: int | None,
-        now_us: int,
-    ) -> None:
+    def try_put(self, put: Put, expected: int | None, now_us: int) -> None:
         """Declined: every write takes the counter row's lock, which is the transaction ``transact`` runs."""
         return None
 
-    def transact(self, body: Callable[[PostgresTx], T]) -> T:
+    def transact(self, body: Callable[[Transaction], T]) -> T:
         return self._retrying(lambda conn: body(PostgresTx(conn)), lock=True)
 
     def purge_batch(self, now_us: int, limit: int) -> int:

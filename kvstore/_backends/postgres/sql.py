@@ -1,6 +1,6 @@
 """Every statement kvstore runs on PostgreSQL, as named constants (psycopg's ``%s`` placeholders).
 
-They mirror ``_sqlite_sql`` statement for statement; only the spelling differs (``= ANY(%s)`` for an IN
+They mirror ``sqlite.sql`` statement for statement; only the spelling differs (``= ANY(%s)`` for an IN
 list, ``FOR UPDATE`` for the write lock, ``FILTER`` in aggregates). psycopg prepares each on the server
 after a few executions, so the hot path neither compiles nor re-plans. tests/test_schema.py runs every
 constant against a database that alembic built from ``_schema``.
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..._migrate import VERSION_TABLE
+from ..transaction import Statements
 
 # The TTL to refresh on access, NULL when the entry has none: one column rather than two, because each
 # column a read returns costs the driver a conversion on every row.
@@ -106,3 +107,15 @@ SQL_HAS_VERSION_TABLE: Final = "SELECT to_regclass(%s) IS NOT NULL"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 # Taken by a migrating connection, so that processes opening a new database at once migrate it once.
 SQL_MIGRATION_LOCK: Final = "SELECT pg_advisory_xact_lock(4242424242)"
+
+TX_STATEMENTS: Final = Statements(
+    current=SQL_CURRENT,
+    read=SQL_GET,
+    put=SQL_PUT,
+    replace_live=SQL_REPLACE_LIVE,
+    put_if_absent=SQL_PUT_IF_ABSENT,
+    put_if_version=SQL_PUT_IF_VERSION,
+    delete=SQL_DELETE,
+    range_batch=SQL_RANGE_BATCH,
+    delete_through=SQL_DELETE_THROUGH,
+)

@@ -1,7 +1,7 @@
-"""The statements of one write transaction on PostgreSQL (see ``_backend.Transaction``).
+"""The statements of one write transaction on PostgreSQL (see ``base.Transaction``).
 
-``_postgres`` borrows the connection, takes the write lock and retries; the statements are
-``_postgres_sql``'s constants.
+``backend`` borrows the connection, takes the write lock and retries; the statements are ``sql``'s
+constants.
 """
 
 from __future__ import annotations
@@ -12,20 +12,9 @@ from typing import Any
 import psycopg
 
 from ..._errors import StorageError
-from ..base import Current, Found, PutRow
-from .sql import (
-    SQL_CURRENT,
-    SQL_CURRENT_MANY,
-    SQL_DELETE,
-    SQL_DELETE_THROUGH,
-    SQL_GET,
-    SQL_NEXT_VERSION,
-    SQL_PUT,
-    SQL_PUT_IF_ABSENT,
-    SQL_PUT_IF_VERSION,
-    SQL_RANGE_BATCH,
-    SQL_REPLACE_LIVE,
-)
+from ..base import Current, PutRow
+from ..transaction import SQLTransaction
+from .sql import SQL_CURRENT_MANY, SQL_NEXT_VERSION, SQL_PUT, TX_STATEMENTS
 
 
 def one(conn: psycopg.Connection[Any], sql: str, params: tuple[object, ...] = ()) -> tuple[Any, ...]:
@@ -36,72 +25,25 @@ def one(conn: psycopg.Connection[Any], sql: str, params: tuple[object, ...] = ()
     return row
 
 
-class PostgresTx:
-    """The statements of one write transaction (see ``_backend.Transaction``); the write lock is held."""
+class PostgresTx(SQLTransaction):
+    """The statements of one write transaction on PostgreSQL (see ``base.Transaction``)."""
 
-    __slots__ = ("_conn",)
+    __slots__ = ("_pg",)
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self._conn = conn
-
-    def current(self, namespace: str, key: str, now_us: int) -> Current | None:
-        row: Current | None = self._conn.execute(SQL_CURRENT, (namespace, key, now_us)).fetchone()
-        return row
+        super().__init__(conn, TX_STATEMENTS)
+        self._pg = conn  # the same connection, with psycopg's type
 
     def next_version(self) -> int:
-        version: int = one(self._conn, SQL_NEXT_VERSION)[0]
+        # The counter row is locked already (the backend's SQL_LOCK): every commit writes it once.
+        version: int = one(self._pg, SQL_NEXT_VERSION)[0]
         return version
-
-    def put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        version: int,
-        created_us: int,
-        updated_us: int,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-    ) -> None:
-        self._conn.execute(
-            SQL_PUT,
-            (namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,
-             refresh_on_access),
-        )  # fmt: skip
-
-    def replace_live(self, row: PutRow, now_us: int) -> bool:
-        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
-        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
-        return self._conn.execute(SQL_REPLACE_LIVE, (*params, now_us)).rowcount == 1
-
-    def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
-        if expected is None:
-            return self._conn.execute(SQL_PUT_IF_ABSENT, (*row, now_us)).rowcount == 1
-        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
-        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
-        return self._conn.execute(SQL_PUT_IF_VERSION, (*params, expected, now_us)).rowcount == 1
 
     def put_many(self, rows: Sequence[PutRow]) -> None:
         # psycopg sends an executemany in pipeline mode: one round trip for the batch, not one per row.
-        with self._conn.cursor() as cursor:
+        with self._pg.cursor() as cursor:
             cursor.executemany(SQL_PUT, rows)
 
     def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
-        rows = self._conn.execute(SQL_CURRENT_MANY, (namespace, list(keys), now_us)).fetchall()
+        rows = self._pg.execute(SQL_CURRENT_MANY, (namespace, list(keys), now_us)).fetchall()
         return {key: (version, created_us) for key, version, created_us in rows}
-
-    def delete(self, namespace: str, key: str) -> None:
-        self._conn.execute(SQL_DELETE, (namespace, key))
-
-    def read(self, namespace: str, key: str, now_us: int) -> Found | None:
-        row: Found | None = self._conn.execute(SQL_GET, (namespace, key, now_us)).fetchone()
-        return row
-
-    def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:
-        return self._conn.execute(SQL_RANGE_BATCH, (now_us, namespace, start, end, limit)).fetchall()
-
-    def delete_through(self, namespace: str, start: str, last: str) -> None:
-        self._conn.execute(SQL_DELETE_THROUGH, (namespace, start, last))

@@ -1,6 +1,6 @@
-"""The SQLite backend: connections per thread, reads, transactions, error translation and fork safety.
+"""The SQLite backend: connections per thread, reads, transactions, and its side of fork safety.
 
-The statements it runs are the named constants of ``_sqlite_sql``; opening a database is ``_sqlite_open``.
+Its statements are ``sql``'s constants; opening a database is ``open``, errors are translated by ``errors``.
 """
 
 from __future__ import annotations
@@ -15,32 +15,14 @@ from typing import Any, Final, TypeVar
 from ..._errors import (
     ForkedStoreError,
     KVError,
-    NotADatabaseError,
-    ReadOnlyStoreError,
-    StorageError,
-    StorageFullError,
-    StoreBusyError,
     StoreClosedError,
-    StoreUnavailableError,
 )
 from ..._migrate import needs_upgrade
-from ..base import Found, Row
+from ..._mutations import Put
+from ..base import Found, Row, Transaction
+from .errors import rolled_back, translate
 from .fork import BACKENDS, FORKED, INHERITED_FILES, identity
-from .open import (
-    BUSY,
-    CANTOPEN,
-    CORRUPT,
-    FULL,
-    LOCKED,
-    NOTADB,
-    PERM,
-    READONLY,
-    check_header,
-    connect,
-    migrate,
-    revisions,
-    use_wal,
-)
+from .open import check_header, connect, migrate, revisions, use_wal
 from .sql import (
     SQL_COUNT,
     SQL_GET,
@@ -60,13 +42,6 @@ from .tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx, put_one
 T = TypeVar("T")
 
 _NO_LIMIT: Final = -1  # SQLite's LIMIT for "all rows"
-
-
-def _rolled_back(exc: BaseException) -> bool:
-    """Whether SQLite certainly wrote nothing: the lock was not taken, the database is read-only, or the
-    disk was full (SQLite rolls back then). After an I/O error, say, a commit may have reached the WAL."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (BUSY, LOCKED, READONLY, FULL)
 
 
 class SQLiteBackend:
@@ -158,28 +133,30 @@ class SQLiteBackend:
     def closed(self) -> bool:
         return self._closed
 
+    # -- fork safety (see ``fork``) ---------------------------------------------------------------------
+
+    def before_fork(self) -> tuple[list[object], tuple[int, int] | None]:
+        if self._memory:
+            return [], None  # the child owns a private copy of an in-memory database
+        return list(self._conns), identity(self._path)
+
+    def after_fork_in_child(self) -> None:
+        self._registry = threading.Lock()
+        if self._memory:
+            # The child keeps using the one connection of its copy, behind a lock of its own.
+            if self._shared is not None:
+                self._shared.lock = threading.RLock()
+            return
+        self._local = threading.local()
+        self._conns = weakref.WeakSet()
+        self._forked = True
+
     # -- errors ------------------------------------------------------------------------------------------
 
     def _translate(self, exc: sqlite3.Error) -> KVError:
         """The KVError for a sqlite3 error; the caller raises it ``from exc``."""
-        if self._closed:
-            return StoreClosedError("the store is closed")
-        code = getattr(exc, "sqlite_errorcode", None)
-        primary = code & 0xFF if isinstance(code, int) else None
         where = "in-memory database" if self._memory else f"database {self._path!r}"
-        if primary in (BUSY, LOCKED):
-            return StoreBusyError(
-                f"{where} is locked: another writer held it past the busy timeout of {self._busy_timeout} s"
-            )
-        if primary == FULL:
-            return StorageFullError(f"{where} is full: the disk or the page limit is reached ({exc})")
-        if primary in (READONLY, PERM):
-            return ReadOnlyStoreError(f"{where} cannot be written ({exc})")
-        if primary in (NOTADB, CORRUPT):
-            return NotADatabaseError(f"{where} is not an SQLite database or is corrupt ({exc})")
-        if primary == CANTOPEN:
-            return StoreUnavailableError(f"{where} cannot be opened ({exc})")
-        return StorageError(f"{where} failed: {exc}")
+        return translate(exc, where=where, busy_timeout=self._busy_timeout, closed=self._closed)
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -348,7 +325,8 @@ class SQLiteBackend:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
-            block = conn.block_next, conn.block_end
+            block = conn.block
+            block.begin()
             committing = False
             try:
                 result = body(conn)
@@ -361,41 +339,28 @@ class SQLiteBackend:
                         conn.execute("ROLLBACK")
                 # Undo the transaction's draw from the versionstamp block; but if COMMIT failed in a way that
                 # leaves it uncertain whether the transaction committed, give the block up.
-                conn.block_next, conn.block_end = block if not committing or _rolled_back(exc) else (block[0], -1)
+                block.rollback()
+                if committing and not rolled_back(exc):
+                    block.forfeit()
                 if isinstance(exc, sqlite3.Error):
                     raise self._translate(exc) from exc
                 raise
         return result
 
-    def try_put(
-        self,
-        namespace: str,
-        key: str,
-        value: bytes,
-        content_type: str,
-        metadata: str | None,
-        expires_us: int | None,
-        ttl_us: int | None,
-        refresh_on_access: bool,
-        expected: int | None,
-        now_us: int,
-    ) -> tuple[int, bool] | None:
+    def try_put(self, put: Put, expected: int | None, now_us: int) -> tuple[int, bool] | None:
         try:
             conn: SQLiteConnection = self._local.conn
         except AttributeError:
             conn = self._open()
         with conn.lock:
             try:
-                return put_one(
-                    conn, namespace, key, value, content_type, metadata, expires_us, ttl_us, refresh_on_access,
-                    expected, now_us,
-                )  # fmt: skip
+                return put_one(conn, put, expected, now_us)
             except sqlite3.Error as exc:
-                if not _rolled_back(exc):
-                    conn.block_end = -1  # as for a failed COMMIT: the block is given up
+                if not rolled_back(exc):
+                    conn.block.forfeit()  # as for a failed COMMIT
                 raise self._translate(exc) from exc
 
-    def transact(self, body: Callable[[SQLiteTx], T]) -> T:
+    def transact(self, body: Callable[[Transaction], T]) -> T:
         return self._write(lambda conn: body(SQLiteTx(conn)))
 
     def purge_batch(self, now_us: int, limit: int) -> int:

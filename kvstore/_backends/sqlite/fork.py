@@ -3,21 +3,16 @@
 SQLite forbids using a connection in a child process, and even freeing one there runs sqlite3_close on
 the parent's file. So the child starts with fresh connections and keeps the inherited ones referenced,
 unclosed, for its whole life. They are pinned before the fork because the interpreter frees other
-threads' state in the child before any after-fork hook runs. The hooks reach into each live backend's
-connection registry: this module is part of ``_sqlite``, split out to keep that one readable.
+threads' state in the child before any after-fork hook runs. The hooks ask each live backend what to pin
+(``before_fork``) and tell it to reset (``after_fork_in_child``); what that means is the backend's own.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import weakref
-from typing import TYPE_CHECKING, Final
+from typing import Final, Protocol
 
-if TYPE_CHECKING:
-    from .backend import SQLiteBackend
-
-BACKENDS: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
 _PINNED: list[object] = []
 _INHERITED: list[object] = []
 # Files open in the parent at the fork. SQLite's lock bookkeeping is per file and per process, and the child
@@ -32,6 +27,20 @@ FORKED: Final = (
 )
 
 
+class ForkAware(Protocol):
+    """A backend that takes part in the hooks: it says what to pin, and resets itself in the child."""
+
+    def before_fork(self) -> tuple[list[object], tuple[int, int] | None]:
+        """The connections a child must keep referenced, unclosed, and the identity of their file."""
+
+    def after_fork_in_child(self) -> None:
+        """Forget the inherited connections: the child opens its own, or refuses an inherited file."""
+
+
+BACKENDS: weakref.WeakSet[ForkAware] = weakref.WeakSet()
+"""Every live backend, for the hooks (``SQLiteBackend`` adds itself)."""
+
+
 def identity(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -42,10 +51,10 @@ def identity(path: str) -> tuple[int, int] | None:
 
 def _pin() -> None:
     for backend in list(BACKENDS):
-        if not backend._memory:
-            _PINNED.extend(backend._conns)
-            if backend._conns:
-                _PINNED_FILES.add(identity(backend._path))
+        conns, file = backend.before_fork()
+        _PINNED.extend(conns)
+        if conns:
+            _PINNED_FILES.add(file)
 
 
 def _unpin() -> None:
@@ -59,15 +68,7 @@ def _reset_in_child() -> None:
     INHERITED_FILES.update(_PINNED_FILES - {None})
     _PINNED_FILES.clear()
     for backend in list(BACKENDS):
-        backend._registry = threading.Lock()
-        if backend._memory:
-            # The child owns a private copy of an in-memory database: keep using its one connection.
-            if backend._shared is not None:
-                backend._shared.lock = threading.RLock()
-            continue
-        backend._local = threading.local()
-        backend._conns = weakref.WeakSet()
-        backend._forked = True
+        backend.after_fork_in_child()
 
 
 os.register_at_fork(before=_pin, after_in_parent=_unpin, after_in_child=_reset_in_child)

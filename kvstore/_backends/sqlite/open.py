@@ -1,5 +1,5 @@
 """Opening an SQLite database for kvstore: the connection and its pragmas, the file check, WAL, and the
-schema migration. The backend (``_sqlite``) calls these; sqlite3 errors come out raw, for it to translate.
+schema migration. The backend (``backend``) calls these; sqlite3 errors come out raw, for it to translate.
 """
 
 from __future__ import annotations
@@ -9,22 +9,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
 
 from ..._errors import KVError, NotADatabaseError, StorageError, StoreUnavailableError
 from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
+from .block import VersionBlock
+from .errors import BUSY, LOCKED, primary_code
 from .sql import SQL_HAS_VERSION_TABLE, SQL_REVISIONS
 from .tx import SQLiteConnection
-
-# SQLite primary result codes (the low byte of an extended code).
-BUSY: Final = 5
-LOCKED: Final = 6
-READONLY: Final = 8
-PERM: Final = 3
-FULL: Final = 13
-CORRUPT: Final = 11
-NOTADB: Final = 26
-CANTOPEN: Final = 14
 
 
 def connect(path: str, busy_timeout: float, synchronous: str) -> SQLiteConnection:
@@ -45,7 +36,7 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> SQLiteConnectio
         raise
     assert isinstance(conn, SQLiteConnection)
     conn.lock = threading.RLock()
-    conn.block_next, conn.block_end = 0, -1
+    conn.block = VersionBlock()
     conn.reader = conn.cursor()
     return conn
 
@@ -82,8 +73,7 @@ def use_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
                 conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-            if code not in (BUSY, LOCKED) or time.monotonic() >= deadline:
+            if primary_code(exc) not in (BUSY, LOCKED) or time.monotonic() >= deadline:
                 raise
         time.sleep(delay)  # back off between attempts, as SQLite's own busy handler does
         delay = min(2 * delay, 0.05)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from ..._migrate import VERSION_TABLE
+from ..transaction import Statements
 
 # The TTL to refresh on access, NULL when the entry has none: one column rather than two, because each
 # column a read returns costs the driver a conversion on every row. The one-letter names are for the
@@ -129,3 +130,15 @@ SQL_RANGE_BATCH: Final = (
 SQL_DELETE_THROUGH: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key <= ?"
 # Changes whenever another connection, in any process, commits to the database.
 SQL_DATA_VERSION: Final = "PRAGMA data_version"
+
+TX_STATEMENTS: Final = Statements(
+    current=SQL_CURRENT,
+    read=SQL_GET,
+    put=SQL_PUT,
+    replace_live=SQL_REPLACE_LIVE,
+    put_if_absent=SQL_PUT_IF_ABSENT,
+    put_if_version=SQL_PUT_IF_VERSION,
+    delete=SQL_DELETE,
+    range_batch=SQL_RANGE_BATCH,
+    delete_through=SQL_DELETE_THROUGH,
+)

@@ -1,0 +1,88 @@
+"""What every namespace view of one store shares: the backend, the clock, the limits, and the signal
+that a write committed (for watchers in this process, and the purge schedule)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Final
+
+from ._backends.base import Backend
+from ._errors import ConfigurationError, StorageError
+from ._validation import MAX_TTL_US
+
+
+def _system_now_us() -> int:
+    return time.time_ns() // 1000
+
+
+# Now + the longest TTL must still be a datetime (year <= 9999).
+_LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
+
+
+class Shared:
+    """What every namespace view of one store shares: backend, clock, limits, and the commit signal."""
+
+    __slots__ = (
+        "auto_purge_every", "backend", "changed", "clock", "commits", "max_checks", "max_commit_size",
+        "max_metadata_size", "max_mutations", "max_value_size", "now_us", "purge_batch_size", "watchers", "writes",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        clock: Callable[[], float],
+        max_value_size: int,
+        max_metadata_size: int,
+        max_checks: int,
+        max_mutations: int,
+        max_commit_size: int,
+        purge_batch_size: int,
+        auto_purge_every: int,
+    ) -> None:
+        self.backend = backend
+        self.clock = clock
+        self.max_value_size = max_value_size
+        self.max_metadata_size = max_metadata_size
+        self.max_checks = max_checks
+        self.max_mutations = max_mutations
+        self.max_commit_size = max_commit_size
+        self.purge_batch_size = purge_batch_size
+        self.auto_purge_every = auto_purge_every
+        self.writes = 0
+        # Watchers in this process wait on ``changed``; ``commits`` counts the writes they were told about.
+        self.changed = threading.Condition()
+        self.commits = 0
+        self.watchers = 0
+        # The system clock needs none of the checks a caller's clock gets, nor float rounding: read it in
+        # integer nanoseconds. (Chosen once: the clock of a store never changes.)
+        self.now_us: Callable[[], int] = _system_now_us if clock is time.time else self._checked_now_us
+
+    def _checked_now_us(self) -> int:
+        """Now from the caller's clock, checked to be an instant that kvstore can store."""
+        now = self.clock()
+        if type(now) is not float and type(now) is not int:
+            raise ConfigurationError(f"the store's clock must return epoch seconds as a number, not {now!r}")
+        try:
+            now_us = round(now * 1_000_000)
+        except (ValueError, OverflowError) as exc:  # nan, inf
+            raise ConfigurationError(f"the store's clock returned {now!r}, which is no instant") from exc
+        if not 0 <= now_us <= _LATEST_NOW_US:
+            raise ConfigurationError(f"the store's clock says {now_us / 1e6} s: not an instant from 1970 to 9998")
+        return now_us
+
+    def committed(self) -> None:
+        """After every committed write: wake this process's watchers, and now and then purge a batch."""
+        if self.watchers:
+            with self.changed:
+                self.commits += 1
+                self.changed.notify_all()
+        self.writes += 1  # unlocked: an approximate count is all a purge schedule needs
+        if self.auto_purge_every and self.writes % self.auto_purge_every == 0:
+            # Best effort: the write has already committed, so a failing purge (the lock is busy, say) must
+            # not turn its success into an error; the next round, or purge_expired, catches up.
+            with contextlib.suppress(StorageError):
+                self.backend.purge_batch(self.now_us(), self.purge_batch_size)
