@@ -6,7 +6,11 @@ event loop never blocks on SQLite. Every store call is one transaction, so an aw
 either never ran (it is skipped when it had not started) or ran whole on the worker: no write is ever
 half-applied, and the next call finds the store in order.
 
-Only the public API of kvstore is used here. Wrapping a new store method is one line in a class body::
+It is built on the sync API (the classes ``kvstore`` exports) and three internals: ``DEFAULT_NAMESPACE``
+(the default view's name, needed before the store opens), ``check_keys`` (so that ``watch`` refuses bad
+keys when it is called, as the sync one does, not at the first await) and the default size limits, so
+that ``AsyncKVStore`` takes the options of ``KVStore`` with the same defaults. The worker thread is
+``_aio_worker``. Wrapping a new store method is one line in a class body::
 
     count = _delegate(Namespace.count)
 """
@@ -16,15 +20,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import queue
-import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from concurrent.futures import Future
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
-# Public names only (each is re-exported by kvstore/__init__.py), imported from their modules to avoid a cycle.
+# The public names from the modules that define them (importing ``kvstore`` here would be a cycle, as the
+# package names this module under TYPE_CHECKING), and the internals named in the module docstring.
+from ._aio_worker import Worker
 from ._atomic import AtomicOperation
+from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, JSON, Value
 from ._errors import StoreClosedError
 from ._models import CommitResult, Entry
 from ._namespace import DEFAULT_NAMESPACE, Namespace
@@ -34,80 +41,6 @@ from ._watch import Watch
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-_Job = tuple[Future[Any], Callable[[], Any]]
-
-
-class _Worker:
-    """One thread that opens a KVStore, runs every call on it in order, and closes it at the end.
-
-    The thread starts with the first call (or ``start``), so a store that is built but never used
-    opens nothing.
-    """
-
-    def __init__(self, opener: Callable[[], KVStore], name: str) -> None:
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
-        self._stopping = False
-        self._lock = threading.Lock()  # orders submit() against stop(), so no job lands after the stop
-        self.store: KVStore | None = None
-        self.opened: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, args=(opener,), name=name, daemon=True)
-
-    def start(self) -> None:
-        """Start the thread (and so open the store) unless it is started or stopped already."""
-        with self._lock:
-            self._start()
-
-    def _start(self) -> None:
-        if self._stopping:
-            raise StoreClosedError("the AsyncKVStore is closed")
-        if self._thread.ident is None:
-            self._thread.start()
-
-    def submit(self, call: Callable[[], R]) -> Future[R]:
-        """Queue ``call`` for the worker; its future is cancellable until the worker starts it."""
-        future: Future[R] = Future()
-        with self._lock:
-            self._start()
-            self._jobs.put((future, call))
-        return future
-
-    @property
-    def stopping(self) -> bool:
-        """Whether ``stop`` was called: no call is accepted any more."""
-        return self._stopping
-
-    def stop(self, final: Callable[[], None]) -> Future[None] | None:
-        """Run ``final`` after every queued call, then end the thread; later calls raise StoreClosedError.
-
-        Returns None when the thread never started: there is nothing to finish.
-        """
-        with self._lock:
-            if self._stopping:
-                raise StoreClosedError("the AsyncKVStore is closed")
-            self._stopping = True
-            if self._thread.ident is None:
-                return None
-            future: Future[None] = Future()
-            self._jobs.put((future, final))
-            self._jobs.put(None)
-        return future
-
-    def _run(self, opener: Callable[[], KVStore]) -> None:
-        try:
-            self.store = opener()
-        except BaseException as exc:
-            self.opened.set_exception(exc)
-        else:
-            self.opened.set_result(None)
-        while (job := self._jobs.get()) is not None:
-            future, call = job
-            if not future.set_running_or_notify_cancel():
-                continue  # cancelled before it started: it never runs
-            try:
-                future.set_result(call())
-            except BaseException as exc:
-                future.set_exception(exc)
 
 
 async def _await(future: Future[R]) -> R:
@@ -132,7 +65,7 @@ class AsyncNamespace:
 
     __slots__ = ("_name", "_resolve", "_worker")
 
-    def __init__(self, worker: _Worker, resolve: Callable[[KVStore], Namespace], name: str) -> None:
+    def __init__(self, worker: Worker, resolve: Callable[[KVStore], Namespace], name: str) -> None:
         self._worker = worker
         self._resolve = resolve
         self._name = name
@@ -210,9 +143,29 @@ class AsyncAtomicOperation:
         self._calls.append(lambda op: op.check(key, versionstamp))
         return self
 
-    def set(self, key: str, value: object, **options: Any) -> Self:
-        """As ``AtomicOperation.set`` (expire_in, expire_at, refresh_on_access, metadata, content_type)."""
-        self._calls.append(lambda op: op.set(key, value, **options))
+    def set(
+        self,
+        key: str,
+        value: Value,
+        *,
+        expire_in: float | None = None,
+        expire_at: datetime | None = None,
+        refresh_on_access: bool = False,
+        metadata: Mapping[str, JSON] | None = None,
+        content_type: str | None = None,
+    ) -> Self:
+        """As ``AtomicOperation.set``."""
+        self._calls.append(
+            lambda op: op.set(
+                key,
+                value,
+                expire_in=expire_in,
+                expire_at=expire_at,
+                refresh_on_access=refresh_on_access,
+                metadata=metadata,
+                content_type=content_type,
+            )
+        )
         return self
 
     def delete(self, key: str) -> Self:
@@ -313,15 +266,50 @@ class AsyncKVStore(AsyncNamespace):
 
     Takes the same arguments as ``KVStore``. The store is opened on the worker thread by the first call;
     ``await kv.open()`` (or ``async with``) opens it and raises if it cannot be opened. ``set``, ``get``,
-    ``get_many``, ``delete``, ``list``, ``namespace``, ``purge_expired``, ``info`` and ``close`` are
-    coroutines here, and ``iterate`` gives an ``async for`` over a listing.
+    ``get_many``, ``delete``, ``list``, ``list_keys``, ``count``, ``delete_prefix``, ``namespace``,
+    ``purge_expired``, ``info`` and ``close`` are coroutines here; ``atomic()`` commits with ``await``, and
+    ``iterate`` and ``watch`` give an ``async for``.
     """
 
     __slots__ = ()
 
-    def __init__(self, target: str | os.PathLike[str], **options: Any) -> None:
-        worker = _Worker(lambda: KVStore(target, **options), name="kvstore-async-worker")
-        super().__init__(worker, _identity, DEFAULT_NAMESPACE)
+    def __init__(
+        self,
+        target: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] = time.time,
+        busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+        max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
+        max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
+        purge_batch_size: int = 500,
+        auto_purge_every: int = 1000,
+        max_checks: int = 1000,
+        max_mutations: int = 10_000,
+        max_commit_size: int = 64 * 1024 * 1024,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        def opener() -> KVStore:
+            return KVStore(
+                target,
+                clock=clock,
+                busy_timeout=busy_timeout,
+                synchronous=synchronous,
+                max_value_size=max_value_size,
+                max_metadata_size=max_metadata_size,
+                purge_batch_size=purge_batch_size,
+                auto_purge_every=auto_purge_every,
+                max_checks=max_checks,
+                max_mutations=max_mutations,
+                max_commit_size=max_commit_size,
+                pool_size=pool_size,
+                pool_timeout=pool_timeout,
+                connect_timeout=connect_timeout,
+            )
+
+        super().__init__(Worker(opener, name="kvstore-async-worker"), _identity, DEFAULT_NAMESPACE)
 
     async def open(self) -> Self:
         """Wait until the store is open; raise the error that kept it from opening."""

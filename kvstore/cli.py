@@ -244,10 +244,15 @@ def list_command(
     db: str, namespace: str | None, prefix: str, limit: int | None, cursor: str | None, reverse: bool, keys_only: bool
 ) -> None:
     """Print the live entries under PREFIX as JSON: {"entries": [...], "cursor": ...}."""
+    entries: list[Any]
     with _store(db, namespace) as kv:
-        page = kv.list(prefix, limit=limit, cursor=cursor, reverse=reverse)
-    entries: list[Any] = page.keys if keys_only else [_entry(e) for e in page]
-    _print({"entries": entries, "cursor": page.cursor})
+        if keys_only:  # no value is read
+            keys = kv.list_keys(prefix, limit=limit, cursor=cursor, reverse=reverse)
+            entries, next_cursor = keys.keys, keys.cursor
+        else:
+            page = kv.list(prefix, limit=limit, cursor=cursor, reverse=reverse)
+            entries, next_cursor = [_entry(e) for e in page], page.cursor
+    _print({"entries": entries, "cursor": next_cursor})
 
 
 @main.command()

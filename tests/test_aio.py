@@ -23,6 +23,8 @@ from kvstore import (
     AsyncAtomicOperation,
     AsyncKVStore,
     AsyncWatch,
+    AtomicOperation,
+    ConfigurationError,
     Entry,
     FailedCheck,
     InvalidKeyError,
@@ -32,6 +34,7 @@ from kvstore import (
     Namespace,
     NotADatabaseError,
     StoreClosedError,
+    ValueTooLargeError,
 )
 
 from .conftest import START, store_target
@@ -127,6 +130,26 @@ def test_every_store_method_has_an_async_twin_with_the_same_signature() -> None:
             expected = inspect.signature(getattr(KVStore, name)).parameters
             assert inspect.signature(method).parameters == expected, name
     assert issubclass(KVStore, Namespace)
+
+
+def test_the_store_takes_the_options_of_kvstore_and_passes_them_through() -> None:
+    assert inspect.signature(AsyncKVStore.__init__) == inspect.signature(KVStore.__init__)
+    for name in ("check", "set", "delete", "sum", "min", "max"):
+        expected = inspect.signature(getattr(AtomicOperation, name)).parameters
+        assert inspect.signature(getattr(AsyncAtomicOperation, name)).parameters == expected, name
+
+    async def scenario() -> None:
+        async with AsyncKVStore(":memory:", max_value_size=64, max_metadata_size=16) as kv:
+            assert (await kv.set("small", "x" * 10)).committed
+            with pytest.raises(ValueTooLargeError):
+                await kv.set("big", "x" * 100)
+            with pytest.raises(ValueTooLargeError):
+                await kv.atomic().set("meta", 1, metadata={"note": "x" * 100}).commit()
+        with pytest.raises(ConfigurationError, match="busy_timeout"):
+            async with AsyncKVStore(":memory:", busy_timeout=-1):
+                pass
+
+    run(scenario)
 
 
 def test_name_and_closed_as_on_kvstore(target: str) -> None:

@@ -16,7 +16,7 @@ import uvicorn
 from click.testing import CliRunner, Result
 from ulid import ULID
 
-from kvstore import KVStore
+from kvstore import AtomicReusedError, ForkedStoreError, KVStore, Namespace, StoreClosedError, UsageError
 from kvstore._migrate import HEAD
 from kvstore.cli import main
 
@@ -135,6 +135,38 @@ def test_delete_and_list(db: str) -> None:
     gone = run("delete", "--db", db, "p/0")
     assert gone.exit_code == 3
     assert json.loads(gone.stdout) == {"deleted": False}
+
+
+def test_keys_only_lists_keys_without_reading_values(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for i in range(5):
+        out(run("set", "--db", db, f"p/{i}", json.dumps({"blob": "x" * 100, "i": i})))
+    full = out(run("list", "--db", db, "p/", "--limit", "3"))
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("--keys-only must not read values through list")
+
+    monkeypatch.setattr(Namespace, "list", refuse)
+    first = out(run("list", "--db", db, "p/", "--limit", "3", "--keys-only"))
+    assert first == {"entries": [e["key"] for e in full["entries"]], "cursor": full["cursor"]}
+    rest = out(run("list", "--db", db, "p/", "--limit", "3", "--cursor", first["cursor"], "--keys-only"))
+    assert rest == {"entries": ["p/3", "p/4"], "cursor": None}
+    backwards = out(run("list", "--db", db, "p/", "--reverse", "--keys-only"))
+    assert backwards == {"entries": ["p/4", "p/3", "p/2", "p/1", "p/0"], "cursor": None}
+
+
+def test_usage_errors_are_problems_with_their_own_status(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls, status, code in (
+        (UsageError, 409, 1300),
+        (StoreClosedError, 503, 1301),
+        (AtomicReusedError, 409, 1302),
+        (ForkedStoreError, 409, 1303),
+    ):
+
+        def misuse(*_args: object, _cls: type[UsageError] = cls, **_kwargs: object) -> None:
+            raise _cls("the store was used the wrong way")
+
+        monkeypatch.setattr(Namespace, "get", misuse)
+        assert error(run("get", "--db", db, "k"), status)["error_code"] == code, cls.__name__
 
 
 def test_purge_info_and_migrate(db: str) -> None:

@@ -7,7 +7,15 @@ import re
 import pytest
 
 import kvstore
-from kvstore import KVError, ValidationError
+from kvstore import (
+    AtomicReusedError,
+    ForkedStoreError,
+    KVError,
+    StorageError,
+    StoreClosedError,
+    UsageError,
+    ValidationError,
+)
 from kvstore import _errors as errors_module
 
 
@@ -23,6 +31,48 @@ def test_every_error_is_exported_and_drawn_in_the_docstring() -> None:
     doc = errors_module.__doc__ or ""
     for cls in defined:
         assert re.search(rf"\b{cls.__name__}\b", doc), f"{cls.__name__} missing from the drawn tree"
+
+
+def _drawn_tree() -> dict[str, tuple[str | None, int, int]]:
+    """The docstring's tree: each error's drawn parent, status and error code."""
+    drawn: dict[str, tuple[str | None, int, int]] = {}
+    parents: list[str] = []
+    root: int | None = None
+    for line in (errors_module.__doc__ or "").splitlines():
+        found = re.search(r"\b([A-Z]\w*Error)\s+(\d{3})\s+(\d{4})\b", line)
+        if found is None:
+            continue
+        root = found.start(1) if root is None else root
+        depth = (found.start(1) - root) // 4  # each level of the drawing is four characters wide
+        del parents[depth:]
+        drawn[found[1]] = (parents[-1] if parents else None, int(found[2]), int(found[3]))
+        parents.append(found[1])
+    return drawn
+
+
+def test_the_classes_are_the_tree_as_drawn() -> None:
+    drawn = _drawn_tree()
+    assert set(drawn) == {cls.__name__ for cls in _error_classes()}
+    for cls in _error_classes():
+        parent, status, code = drawn[cls.__name__]
+        assert (cls.status, cls.error_code) == (status, code), cls.__name__
+        if parent is None:
+            assert cls is KVError
+        else:
+            assert cls.__bases__ == (getattr(kvstore, parent),), cls.__name__
+
+
+def test_the_usage_branch() -> None:
+    assert UsageError.__bases__ == (KVError,)
+    expected = {UsageError: (409, 1300), StoreClosedError: (503, 1301), AtomicReusedError: (409, 1302)}
+    expected[ForkedStoreError] = (409, 1303)
+    for cls, (status, code) in expected.items():
+        assert issubclass(cls, UsageError), cls.__name__
+        assert not issubclass(cls, StorageError | ValidationError), cls.__name__
+        assert (cls.status, cls.error_code) == (status, code), cls.__name__
+    closed = StoreClosedError("the store is closed").to_problem(instance="/kv/user/k")
+    assert (closed["status"], closed["error_code"], closed["type"]) == (503, 1301, "urn:kvstore:problem:store-closed")
+    assert {cls for cls in _error_classes() if issubclass(cls, UsageError)} == set(expected)
 
 
 def test_error_codes_are_unique_ints() -> None:

@@ -22,7 +22,15 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from ulid import ULID
 
-from kvstore import AsyncKVStore, AsyncNamespace, StoreBusyError
+from kvstore import (
+    AsyncKVStore,
+    AsyncNamespace,
+    AtomicReusedError,
+    ForkedStoreError,
+    StoreBusyError,
+    StoreClosedError,
+    UsageError,
+)
 from kvstore.server import Token, create_app, create_router
 
 TOKEN = "secret-token"
@@ -160,6 +168,29 @@ def test_a_stale_delete_is_409_and_a_matching_one_deletes(client: httpx.Client) 
     conflict = problem(client.delete(f"/store/{store}/kv/k", params={"ifVersionstamp": "0" * 20}), 409)
     assert conflict["error_code"] == 3409
     assert client.delete(f"/store/{store}/kv/k", params={"ifVersionstamp": stamp}).json() == {"ok": True}
+
+
+def test_a_conditional_delete_is_one_atomic_commit(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = str(ULID())
+    stamp = client.put(f"/store/{store}/kv/k", json={"value": 1}).json()["versionstamp"]
+
+    async def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a conditional delete reads and deletes only inside its atomic commit")
+
+    # A delete-then-get would reach these (and answer 500); the atomic's failed check needs neither.
+    monkeypatch.setattr(AsyncNamespace, "get", refuse)
+    monkeypatch.setattr(AsyncNamespace, "delete", refuse)
+    conflict = problem(client.delete(f"/store/{store}/kv/k", params={"ifVersionstamp": "0" * 20}), 409)
+    assert conflict["error_code"] == 3409
+    assert stamp in conflict["detail"]  # the versionstamp the failed check found
+    absent = problem(client.delete(f"/store/{store}/kv/nothing", params={"ifVersionstamp": stamp}), 404)
+    assert absent["error_code"] == 3404
+    assert client.delete(f"/store/{store}/kv/k", params={"ifVersionstamp": stamp}).json() == {"ok": True}
+    assert problem(client.delete(f"/store/{store}/kv/k", params={"ifVersionstamp": stamp}), 404)["error_code"] == 3404
+    bad = problem(client.delete(f"/store/{store}/kv/k", params={"ifVersionstamp": "not-a-stamp"}), 422)
+    assert bad["error_code"] == 1108
+    monkeypatch.undo()
+    problem(client.get(f"/store/{store}/kv/k"), 404)
 
 
 def test_store_names_are_ulids_in_any_case(client: httpx.Client) -> None:
@@ -307,6 +338,39 @@ def test_unexpected_and_storage_errors_are_problems(client: httpx.Client, monkey
     assert "boom" not in unexpected["detail"]  # no internals leak
     monkeypatch.setattr(AsyncNamespace, "set", busy)
     assert problem(client.put("/kv/user/x", json={"value": 1}), 503)["error_code"] == 2001
+
+
+def test_usage_errors_keep_their_status_and_code(client: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    for cls, status, code in (
+        (UsageError, 409, 1300),
+        (StoreClosedError, 503, 1301),
+        (AtomicReusedError, 409, 1302),
+        (ForkedStoreError, 409, 1303),
+    ):
+
+        async def misuse(*_args: object, _cls: type[UsageError] = cls, **_kwargs: object) -> None:
+            raise _cls("the store was used the wrong way")
+
+        monkeypatch.setattr(AsyncNamespace, "get", misuse)
+        found = problem(client.get("/kv/user/x"), status)
+        assert (found["error_code"], found["type"]) == (code, cls("x" * 5).type), cls.__name__
+
+
+def test_a_store_closed_under_the_service_is_a_503_problem(tmp_path: Path) -> None:
+    store = AsyncKVStore(tmp_path / "closed.db")
+    ulid = str(ULID())
+    with serve(create_app(store)) as url, httpx.Client(base_url=url) as http:
+        assert http.put("/kv/user/k", json={"value": 1}).status_code == 200
+        assert http.put(f"/store/{ulid}/kv/k", json={"value": 1}).status_code == 200
+        asyncio.run(store.close())  # the app does not own this store: closing it is the caller's doing
+        for answer in (
+            http.get("/kv/user/k"),  # a namespace the service already had a view of
+            http.get(f"/store/{ulid}/kv/k"),
+            http.delete(f"/store/{ulid}/kv/k", params={"ifVersionstamp": "0" * 20}),
+            http.get(f"/store/{ULID()}/kv/k"),  # a namespace it had not seen
+        ):
+            closed = problem(answer, 503)
+            assert (closed["error_code"], closed["type"]) == (1301, "urn:kvstore:problem:store-closed")
 
 
 def test_bearer_tokens(base_url: str) -> None:

@@ -159,8 +159,9 @@ class ProblemResponse(BaseModel):
     errors: list[Problem]
 
 
-# Any operation may meet these: a path that routes nowhere is a 404, a body past the limit a 413.
-COMMON_PROBLEMS = (400, 401, 403, 404, 413, 422, 500, 503, 507)
+# Any operation may meet these: a path that routes nowhere is a 404, a body past the limit a 413, a store
+# used the wrong way (UsageError) a 409, a store closed under the service (StoreClosedError) a 503.
+COMMON_PROBLEMS = (400, 401, 403, 404, 409, 413, 422, 500, 503, 507)
 
 
 def problem_responses(*extra: int) -> dict[int | str, dict[str, Any]]:

@@ -1,9 +1,11 @@
 """Every error the service sends: ``{ok: false, errors: [problem, ...]}`` with a matching status.
 
-Library errors render themselves (``KVError.to_problem``). HTTP-level conditions (401, 403, 404, 405, 409,
-413, and the framework's own errors) are KVError subclasses defined here, so one renderer serves all;
-their error codes are 3000 + the HTTP status. Anything unexpected becomes a 500 problem and is logged,
-never a stack trace or a framework's default body.
+Library errors render themselves (``KVError.to_problem``) with their own status and error code: a
+``UsageError`` is a 409 (1300, 1302, 1303), and ``StoreClosedError``, a store closed under the service,
+a 503 (1301). HTTP-level conditions (401, 403, 404, 405, 409, 413, and the framework's own errors) are
+KVError subclasses defined here, so one renderer serves all; their error codes are 3000 + the HTTP
+status. Anything unexpected becomes a 500 problem and is logged, never a stack trace or a framework's
+default body.
 """
 
 from __future__ import annotations

@@ -104,13 +104,22 @@ def store_routes(router: APIRouter, views: Views) -> None:
         responses=problem_responses(409),
     )
     async def delete_kv(store: StoreParam, key: KeyParam, ifVersionstamp: VersionstampQuery = None) -> Response:
-        """Delete the live entry; 404 if there is none, 409 if ``ifVersionstamp`` names another version."""
+        """Delete the live entry; 404 if there is none, 409 if ``ifVersionstamp`` names another version.
+
+        A conditional delete is one atomic commit: its failed check names the key's live versionstamp (None
+        when there is no entry), so the 409 or 404 describes the state the delete met, not a later one.
+        """
         kv = await views.get(_namespace(store))
-        if await kv.delete(key, if_versionstamp=ifVersionstamp):
+        if ifVersionstamp is None:
+            if await kv.delete(key):
+                return json_response(DeleteKVResponse(ok=True))
+            raise NotFound(f"no live entry at key {key!r} in store {store}")
+        result = await kv.atomic().check(key, ifVersionstamp).delete(key).commit()
+        if result.ok:
             return json_response(DeleteKVResponse(ok=True))
-        current = await kv.get(key) if ifVersionstamp is not None else None
+        current = result.failed_checks[0].versionstamp
         if current is not None:
-            raise ConditionFailed(f"key {key!r} is at versionstamp {current.versionstamp}, not {ifVersionstamp}")
+            raise ConditionFailed(f"key {key!r} is at versionstamp {current}, not {ifVersionstamp}")
         raise NotFound(f"no live entry at key {key!r} in store {store}")
 
     @router.get(
