@@ -1,7 +1,7 @@
 """The kvstore exception tree.
 
-Every error kvstore raises is a ``KVError``; driver errors (sqlite3, SQLAlchemy) are translated at the
-boundary with ``raise ... from exc`` and never escape raw::
+Every error kvstore raises is a ``KVError``; driver errors (sqlite3, psycopg, SQLAlchemy) are translated
+at the boundary with ``raise ... from exc`` and never escape raw::
 
     KVError                         500  1000
     ├── ValidationError             422  1100  bad input; nothing was written
