@@ -2,9 +2,9 @@
 
 Every write comes here. ``set_entry`` is one put, plain or conditional (``Namespace.set``, and ``commit``
 for an atomic of that shape): the backend's one-statement write when it can (``try_put``), else a short
-transaction. ``commit`` is everything else: ``delete``, ``delete_prefix``'s batches aside, and every
-``atomic()``. Inputs arrive validated and encoded: inside the transaction there is only SQL (and, for
-sum / min / max, the stored integer).
+transaction. ``commit`` runs checks and mutations of any shape (``delete`` and every ``atomic()``), and
+``delete_range_batch`` one batch of ``delete_prefix``. Inputs arrive validated and encoded: inside the
+transaction there is only SQL (and, for sum / min / max, the stored integer).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
     if len(mutations) == 1 and type(mutations[0]) is Put:
         # One put, alone or checked at its own key: the shape of every set, settled by ``set_entry``.
         put = mutations[0]
-        expected: int | bool | None = False  # False: not that shape
+        expected: int | bool | None = False  # False: not that shape (None means "no live entry")
         if not checks:
             expected = UNCONDITIONAL if put.overwrite else None
         elif len(checks) == 1 and put.overwrite and (checks[0].namespace, checks[0].key) == (put.namespace, put.key):
