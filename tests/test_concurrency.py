@@ -5,7 +5,6 @@ Synchronisation is by barriers, events, queues and pipes; nothing here sleeps to
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import re
@@ -32,6 +31,7 @@ from kvstore import (
 )
 
 from .conftest import Stores, sqlite_connection
+from .reliability._support import Forked
 
 KEY = "counter"
 THREADS = 8
@@ -316,37 +316,6 @@ def _assert_intact(target: str) -> None:
         raw.close()
 
 
-def _in_child(body: Callable[[], object]) -> object:
-    """Fork; run ``body`` in the child and return what it returned (JSON) to the parent.
-
-    The child leaves by ``os._exit`` whatever happens, so it never runs pytest's or the store's teardown.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - runs in the child
-        code = 1
-        try:
-            os.close(read_end)
-            payload = json.dumps({"result": body()})
-            code = 0
-        except BaseException as exc:
-            payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-        finally:
-            try:
-                with os.fdopen(write_end, "w") as pipe:
-                    pipe.write(payload)
-            finally:
-                os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        payload = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    report = json.loads(payload)
-    assert os.waitstatus_to_exitcode(status) == 0, report
-    assert "error" not in report, report
-    return report["result"]
-
-
 def _refused_after_fork(call: Callable[[], object]) -> str:
     """What a child's use of a database open in its parent at the fork comes to."""
     try:
@@ -376,7 +345,7 @@ def test_a_store_inherited_through_fork_fails_clearly_and_the_parent_keeps_worki
                 outcomes.append("other file works" if entry is not None and entry.value == "child" else "broken")
             return outcomes
 
-        assert _in_child(child) == ["refused", "refused", "refused", "other file works"]
+        assert Forked(child).join() == ["refused", "refused", "refused", "other file works"]
         entry = kv.get(KEY)
         assert entry is not None
         assert (entry.value, entry.versionstamp) == (1, before.versionstamp)
@@ -407,7 +376,7 @@ def test_fork_while_another_thread_holds_a_connection(db_path: Path) -> None:
             future = pool.submit(other_thread)
             assert ready.wait(timeout=WAIT)
             try:
-                child_outcome = _in_child(lambda: _refused_after_fork(lambda: _increment(kv, 1)))
+                child_outcome = Forked(lambda: _refused_after_fork(lambda: _increment(kv, 1))).join()
             finally:
                 forked.set()
             thread_commits, _ = future.result(timeout=WAIT)
@@ -436,7 +405,7 @@ def test_forked_child_gets_a_private_copy_of_an_in_memory_store() -> None:
             assert written is not None
             return written.value
 
-        assert _in_child(child) == 2
+        assert Forked(child).join() == 2
         entry = kv.get(KEY)
         assert entry is not None
         assert entry.value == 1  # the child's copy was its own

@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability tests: raw looks at a database file, and child processes on pipes.
+"""Helpers shared by the reliability tests: raw looks at a database file, child processes on pipes, fork.
 
 Everything here reads the database with the sqlite3 module directly, never through kvstore, so that a
 check cannot be fooled by the code it checks.
@@ -7,6 +7,7 @@ check cannot be fooled by the code it checks.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import select
@@ -15,9 +16,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import kvstore
 
@@ -181,3 +182,42 @@ class Child:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+
+
+# -- fork ---------------------------------------------------------------------------------------------------
+
+
+class Forked:
+    """A forked child running ``body()``; ``join`` returns what it returned (through JSON).
+
+    The child leaves by ``os._exit`` whatever happens, so it never runs pytest's or the store's teardown.
+    """
+
+    def __init__(self, body: Callable[[], object]) -> None:
+        read_end, write_end = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:  # pragma: no cover - the child
+            code = 1
+            try:
+                os.close(read_end)
+                payload = json.dumps({"result": body()})
+                code = 0
+            except BaseException as exc:
+                payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                try:
+                    with os.fdopen(write_end, "w") as pipe:
+                        pipe.write(payload)
+                finally:
+                    os._exit(code)
+        os.close(write_end)
+        self._read_end = read_end
+
+    def join(self) -> Any:
+        """Wait for the child; it must have exited 0 without raising."""
+        with os.fdopen(self._read_end) as pipe:
+            report: dict[str, Any] = json.loads(pipe.read())
+        _, status = os.waitpid(self.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, report
+        assert "error" not in report, report
+        return report["result"]

@@ -1,11 +1,12 @@
 """Faults: a full disk or page limit, a file-size limit mid-purge, a newer schema, and fork.
 
-tests/test_storage.py and tests/test_concurrency.py already prove the basic cases (StorageFullError when
-the page limit is reached and writes after raising it, read-only files, newer schemas refused byte for
-byte, a forked child using fresh connections); docs/guarantees.md lists them. This module adds what they
-leave out: freeing space by deleting and purging inside the limit, repeated fill/free cycles, an I/O
-error in the middle of a multi-batch purge, a genuinely full file system, a newer schema whose WAL a
-crash left behind, revision strings that try to be paths or SQL, and forks at awkward moments.
+tests/test_storage_errors.py, tests/test_storage_open.py and tests/test_concurrency.py already prove the
+basic cases (StorageFullError when the page limit is reached and writes after raising it, read-only files,
+newer schemas refused byte for byte, a forked child using fresh connections); docs/guarantees.md lists
+them. This module adds what they leave out: freeing space by deleting and purging inside the limit,
+repeated fill/free cycles, an I/O error in the middle of a multi-batch purge, a genuinely full file
+system, a newer schema whose WAL a crash left behind, revision strings that try to be paths or SQL, and
+forks at awkward moments.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,7 +29,7 @@ from kvstore import KVError, KVStore, SchemaVersionError, StorageFullError
 from kvstore._migrate import VERSION_TABLE
 
 from ..conftest import sqlite_connection
-from ._support import HERE, WAIT, Child, child_env, counter, dump, integrity, raw, stamp_number
+from ._support import HERE, WAIT, Child, Forked, child_env, counter, dump, integrity, raw, stamp_number
 
 pytestmark = pytest.mark.reliability
 
@@ -288,38 +288,6 @@ def test_revision_strings_that_look_like_paths_sql_or_alembic_words_are_refused(
 # -- fork -------------------------------------------------------------------------------------------------
 
 
-class _Forked:
-    """A forked child running ``body()`` (leaving by os._exit); ``join`` returns its JSON report."""
-
-    def __init__(self, body: Callable[[], object]) -> None:
-        read_end, write_end = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # pragma: no cover - the child
-            code = 1
-            try:
-                os.close(read_end)
-                payload = json.dumps({"result": body()})
-                code = 0
-            except BaseException as exc:
-                payload = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-            finally:
-                try:
-                    with os.fdopen(write_end, "w") as pipe:
-                        pipe.write(payload)
-                finally:
-                    os._exit(code)
-        os.close(write_end)
-        self._read_end = read_end
-
-    def join(self) -> dict[str, Any]:
-        with os.fdopen(self._read_end) as pipe:
-            report: dict[str, Any] = json.loads(pipe.read())
-        _, status = os.waitpid(self.pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0, report
-        assert "error" not in report, report
-        return report
-
-
 @needs_fork
 def test_fork_while_the_stores_connection_is_inside_a_write_transaction(tmp_path: Path) -> None:
     """The child neither sees nor disturbs the parent's open transaction; its own write waits for it.
@@ -350,7 +318,7 @@ def test_fork_while_the_stores_connection_is_inside_a_write_transaction(tmp_path
                 return {"seen": entry.value, "error": type(exc).__name__}
             return {"seen": entry.value, "stamp": result.versionstamp}
 
-        forked = _Forked(child)
+        forked = Forked(child)
         try:
             ready, _, _ = select.select([read_done], [], [], WAIT)
             assert ready, "the child never read"
@@ -359,7 +327,7 @@ def test_fork_while_the_stores_connection_is_inside_a_write_transaction(tmp_path
             conn.execute("COMMIT")
             os.close(read_done)
             os.close(read_done_w)
-        report = forked.join()["result"]
+        report = forked.join()
         entry = kv.get("k")
         assert entry is not None
         assert entry.value == 1
@@ -401,7 +369,9 @@ def test_forked_child_writing_after_its_parent_closed_the_store_loses_nothing(tm
         os.kill(worker, signal.SIGKILL)  # the worker crashes
         child.proc.wait(WAIT)
         acks += [line.split()[1:] for line in child.rest() if line.startswith("ack")]
-        assert refused in (None, "StoreUnavailableError", "StorageError", "ConfigurationError"), refused
+        assert refused in (None, "ForkedStoreError", "StoreUnavailableError", "StorageError", "ConfigurationError"), (
+            refused
+        )
     finally:
         child.close()
     assert integrity(path) == OK
