@@ -130,7 +130,6 @@ def build_put(
     namespace: str,
     key: str,
     value: object,
-    *,
     clock: Callable[[], int],
     max_value_size: int,
     max_metadata_size: int,
@@ -144,37 +143,33 @@ def build_put(
     overwrite: object = True,
 ) -> Put:
     """Validate and encode one set (the options are those of ``kv.set``); raises a ValidationError before
-    anything is written. ``clock`` is read only if an ``expire_at`` needs checking against now."""
-    if (
+    anything is written. ``clock`` is read only if an ``expire_at`` needs checking against now.
+
+    The Put's ``overwrite`` is False only for ``overwrite=False`` without ``if_not_exists``: with it, finding
+    a live entry fails the check rather than leaving the entry alone."""
+    plain = (
         expire_in is None
         and expire_at is None
         and refresh_on_access is False
         and metadata is None
         and content_type is None
-    ):
-        # No expiry, metadata or content type (the commonest sets, and every set of a bulk batch): only
-        # the flags, the key and the value need checking.
-        if if_versionstamp is not None or if_not_exists is not False or overwrite is not True:
-            check_set_options(
-                if_versionstamp=if_versionstamp,
-                if_not_exists=if_not_exists,
-                overwrite=overwrite,
-                expire_in=None,
-                expire_at=None,
-                refresh_on_access=False,
-            )
-        check_key(key)
-        data = encode_value(value, max_value_size)
-        return Put(namespace, key, data, default_content_type(value), None, None, None, False, overwrite is True)
-    check_set_options(
-        if_versionstamp=if_versionstamp,
-        if_not_exists=if_not_exists,
-        overwrite=overwrite,
-        expire_in=expire_in,
-        expire_at=expire_at,
-        refresh_on_access=refresh_on_access,
     )
+    # A plain set with the default flags (the commonest set, and every set of a bulk batch) needs only its
+    # key and value checked: the option checks look for contradictions that the defaults cannot hold.
+    if not plain or if_versionstamp is not None or if_not_exists is not False or overwrite is not True:
+        check_set_options(
+            if_versionstamp=if_versionstamp,
+            if_not_exists=if_not_exists,
+            overwrite=overwrite,
+            expire_in=expire_in,
+            expire_at=expire_at,
+            refresh_on_access=refresh_on_access,
+        )
     check_key(key)
+    keeps = overwrite is False and if_not_exists is False
+    if plain:
+        data = encode_value(value, max_value_size)
+        return Put(namespace, key, data, default_content_type(value), None, None, None, False, not keeps)
     ttl_us = deadline_us = None
     if expire_in is not None:
         ttl_us = ttl_from_expire_in(expire_in)
@@ -185,4 +180,4 @@ def build_put(
     data = encode_value(value, max_value_size)
     kind = default_content_type(value) if content_type is None else check_content_type(content_type)
     meta = encode_metadata(metadata, max_metadata_size)
-    return Put(namespace, key, data, kind, meta, ttl_us, deadline_us, refresh_on_access is True, overwrite is True)
+    return Put(namespace, key, data, kind, meta, ttl_us, deadline_us, refresh_on_access is True, not keeps)
