@@ -62,19 +62,11 @@ class AtomicOperation:
         """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
         self._open()
         shared = self._shared
+        # Positional, as in ``kv.set``: a batch makes this call once per set.
         put = build_put(
-            self._namespace,
-            key,
-            value,
-            clock=shared.now_us,
-            max_value_size=shared.max_value_size,
-            max_metadata_size=shared.max_metadata_size,
-            expire_in=expire_in,
-            expire_at=expire_at,
-            refresh_on_access=refresh_on_access,
-            metadata=metadata,
-            content_type=content_type,
-        )
+            self._namespace, key, value, shared.now_us, shared.max_value_size, shared.max_metadata_size,
+            expire_in, expire_at, refresh_on_access, metadata, content_type,
+        )  # fmt: skip
         return self._add(put, len(key) + len(put.value) + len(put.metadata or ""))
 
     def delete(self, key: str) -> Self:
