@@ -9,7 +9,7 @@ many keys are read at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from .base import Current, Found, PutRow
 
@@ -45,12 +45,16 @@ class Connection(Protocol):
     def execute(self, sql: str, params: Sequence[Any], /) -> Cursor: ...
 
 
-class SQLTransaction:
-    """The statements of one write transaction (see ``base.Transaction``); the write lock is held."""
+C = TypeVar("C", bound=Connection)
+
+
+class SQLTransaction(Generic[C]):
+    """The statements of one write transaction (see ``base.Transaction``) on a connection of type ``C``,
+    which a dialect's subclass names; the write lock is held."""
 
     __slots__ = ("_conn", "_sql")
 
-    def __init__(self, conn: Connection, sql: Statements) -> None:
+    def __init__(self, conn: C, sql: Statements) -> None:
         self._conn = conn
         self._sql = sql
 

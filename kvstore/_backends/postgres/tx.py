@@ -25,25 +25,24 @@ def one(conn: psycopg.Connection[Any], sql: str, params: tuple[object, ...] = ()
     return row
 
 
-class PostgresTx(SQLTransaction):
+class PostgresTx(SQLTransaction[psycopg.Connection[Any]]):
     """The statements of one write transaction on PostgreSQL (see ``base.Transaction``)."""
 
-    __slots__ = ("_pg",)
+    __slots__ = ()
 
     def __init__(self, conn: psycopg.Connection[Any]) -> None:
         super().__init__(conn, TX_STATEMENTS)
-        self._pg = conn  # the same connection, with psycopg's type
 
     def next_version(self) -> int:
         # The counter row is locked already (the backend's SQL_LOCK): every commit writes it once.
-        version: int = one(self._pg, SQL_NEXT_VERSION)[0]
+        version: int = one(self._conn, SQL_NEXT_VERSION)[0]
         return version
 
     def put_many(self, rows: Sequence[PutRow]) -> None:
         # psycopg sends an executemany in pipeline mode: one round trip for the batch, not one per row.
-        with self._pg.cursor() as cursor:
+        with self._conn.cursor() as cursor:
             cursor.executemany(SQL_PUT, rows)
 
     def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
-        rows = self._pg.execute(SQL_CURRENT_MANY, (namespace, list(keys), now_us)).fetchall()
+        rows = self._conn.execute(SQL_CURRENT_MANY, (namespace, list(keys), now_us)).fetchall()
         return {key: (version, created_us) for key, version, created_us in rows}

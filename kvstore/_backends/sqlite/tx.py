@@ -50,26 +50,25 @@ class SQLiteConnection(sqlite3.Connection):
     reader: sqlite3.Cursor
 
 
-class SQLiteTx(SQLTransaction):
+class SQLiteTx(SQLTransaction[SQLiteConnection]):
     """The statements of one write transaction on SQLite (see ``base.Transaction``)."""
 
-    __slots__ = ("_db",)
+    __slots__ = ()
 
     def __init__(self, conn: SQLiteConnection) -> None:
         super().__init__(conn, TX_STATEMENTS)
-        self._db = conn  # the same connection, with the type that has a block and executemany
 
     def next_version(self) -> int:
         # Inside the write lock, from the connection's block (see ``block``); the caller
         # (``SQLiteBackend._write``) rolls the block back if the transaction does not commit.
-        conn = self._db
+        conn = self._conn
         version, reserve = conn.block.draw(conn.execute(SQL_READ_VERSION).fetchone()[0])
         if reserve is not None:
             conn.execute(SQL_RESERVE, (reserve,))
         return version
 
     def put_many(self, rows: Sequence[PutRow]) -> None:
-        self._db.executemany(SQL_PUT, rows)
+        self._conn.executemany(SQL_PUT, rows)
 
     def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
         found: dict[str, Current] = {}
