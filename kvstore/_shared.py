@@ -1,5 +1,5 @@
-"""What every namespace view of one store shares: the backend, the clock, the limits, and the signal
-that a write committed (for watchers in this process, and the purge schedule)."""
+"""What every namespace view of one store shares: the backend, its group commit, the clock, the limits, and
+the signal that a write committed (for watchers in this process, and the purge schedule)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Final
 
 from ._backends.base import Backend
 from ._errors import ConfigurationError, StorageError
+from ._group import GroupCommit
 from ._validation import MAX_TTL_US
 
 
@@ -23,10 +24,10 @@ _LATEST_NOW_US: Final = 253_402_300_799_000_000 - MAX_TTL_US
 
 
 class Shared:
-    """What every namespace view of one store shares: backend, clock, limits, and the commit signal."""
+    """What every namespace view of one store shares: backend, group commit, clock, limits, the commit signal."""
 
     __slots__ = (
-        "auto_purge_every", "backend", "changed", "clock", "commits", "max_checks", "max_commit_size",
+        "auto_purge_every", "backend", "changed", "clock", "commits", "group", "max_checks", "max_commit_size",
         "max_metadata_size", "max_mutations", "max_value_size", "now_us", "purge_batch_size", "watchers", "writes",
     )  # fmt: skip
 
@@ -44,6 +45,7 @@ class Shared:
         auto_purge_every: int,
     ) -> None:
         self.backend = backend
+        self.group = GroupCommit(backend, self._block_committed)  # every write goes through it (``_write``)
         self.clock = clock
         self.max_value_size = max_value_size
         self.max_metadata_size = max_metadata_size
@@ -75,14 +77,36 @@ class Shared:
         return now_us
 
     def committed(self) -> None:
-        """After every committed write: wake this process's watchers, and now and then purge a batch."""
+        """After every committed write: wake this process's watchers, and now and then purge a batch.
+
+        A write inside this thread's ``write_batch`` block has not committed yet: it is counted, and the block
+        signals for all of them at once when it commits (``_block_committed``).
+        """
+        block = self.group.block
+        if block is not None and block.thread == threading.get_ident():
+            block.writes += 1
+            return
         if self.watchers:
             with self.changed:
                 self.commits += 1
                 self.changed.notify_all()
         self.writes += 1  # unlocked: an approximate count is all a purge schedule needs
         if self.auto_purge_every and self.writes % self.auto_purge_every == 0:
-            # Best effort: the write has already committed, so a failing purge (the lock is busy, say) must
-            # not turn its success into an error; the next round, or purge_expired, catches up.
-            with contextlib.suppress(StorageError):
-                self.backend.purge_batch(self.now_us(), self.purge_batch_size)
+            self._purge()
+
+    def _block_committed(self, writes: int) -> None:
+        """A ``write_batch`` block committed ``writes`` writes: one signal for them all."""
+        if self.watchers:
+            with self.changed:
+                self.commits += 1
+                self.changed.notify_all()
+        before = self.writes
+        self.writes += writes
+        if self.auto_purge_every and self.writes // self.auto_purge_every != before // self.auto_purge_every:
+            self._purge()
+
+    def _purge(self) -> None:
+        # Best effort: the write has already committed, so a failing purge (the lock is busy, say) must not
+        # turn its success into an error; the next round, or purge_expired, catches up.
+        with contextlib.suppress(StorageError):
+            self.backend.purge_batch(self.now_us(), self.purge_batch_size)

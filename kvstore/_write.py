@@ -1,18 +1,22 @@
 """The one write path: checks, then mutations, in one transaction under one versionstamp.
 
-Every write comes here. ``set_entry`` is one put, plain or conditional (``Namespace.set``, and ``commit``
-for an atomic of that shape): the backend's one-statement write when it can (``try_put``), else a short
-transaction. ``commit`` runs checks and mutations of any shape (``delete`` and every ``atomic()``), and
-``delete_range_batch`` one batch of ``delete_prefix``. Inputs arrive validated and encoded: inside the
-transaction there is only SQL (and, for sum / min / max, the stored integer).
+Every write comes here, and reaches the backend through the store's group commit (``_group``), which runs
+it at once when no commit is in flight and otherwise in the next batch. ``set_entry`` is one put, plain or
+conditional (``Namespace.set``, and ``commit`` for an atomic of that shape): the backend's one-statement
+write when it can (``try_put``), else a short transaction. ``commit`` runs checks and mutations of any shape
+(``delete`` and every ``atomic()``), and ``delete_range_batch`` one batch of ``delete_prefix``. Inputs arrive
+validated and encoded: inside the transaction there is only SQL (and, for sum / min / max, the stored integer).
+
+Each body says whether it needs a savepoint of its own in a batch (``Transaction.attempt``): only one that
+can raise after it has written does, which is an atomic with sum / min / max (an InvalidValueError).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
-from ._backends.base import UNCONDITIONAL, Backend, Current, PutRow, Transaction
+from ._backends.base import UNCONDITIONAL, Current, PutRow, Transaction
 from ._codec import (
     INT_MAX,
     INT_MIN,
@@ -24,6 +28,7 @@ from ._codec import (
     stamp_bytes,
 )
 from ._errors import InvalidValueError
+from ._group import GroupCommit
 from ._mutations import Arith, Check, Delete, Mutation, Outcome, Put
 
 
@@ -51,7 +56,8 @@ BULK_FROM: Final = 16
 
 
 class _NothingWritten(Exception):
-    """Raised inside a transaction to roll it back (undoing the versionstamp it drew) with this result."""
+    """Raised inside a transaction to roll it back (undoing the versionstamp it drew) with this result; in
+    a batch it has written nothing to roll back, and the version it drew is left unused."""
 
     def __init__(self, written: Written) -> None:
         self.written = written
@@ -64,25 +70,22 @@ an ``overwrite=False`` put that left a live entry alone, whose versionstamp it r
 versionstamp is the commit's and ``found`` whether a live entry was replaced."""
 
 
-def set_entry(backend: Backend, put: Put, expected: int | None, now_us: int) -> Written:
+def set_entry(group: GroupCommit, put: Put, expected: int | None, now_us: int) -> Written:
     """Write one entry: unconditionally (``expected`` is UNCONDITIONAL), only over a live entry of version
     ``expected``, or only where no entry is live (None). Without a check (``put.overwrite`` False) a live
     entry is left alone and the write is ``ok``; with one, failing is not ``ok``."""
-    done = backend.try_put(put, expected, now_us)
+    done = group.try_put(put, expected, now_us)
     if done is not None:
         version, found = done
         return True, True, stamp_bytes(version).hex(), found  # format_versionstamp, inlined
     if expected == UNCONDITIONAL:
 
-        def blind(tx: Transaction) -> Written:
+        def blind(tx: Transaction) -> tuple[str, Callable[[], bool]]:
             version = tx.next_version()
-            row = _put_row(put, version, now_us, now_us)
-            replaced = tx.replace_live(row, now_us)
-            if not replaced:
-                tx.put(row)
-            return True, True, format_versionstamp(version), replaced
+            return format_versionstamp(version), tx.upsert_later(_put_row(put, version, now_us, now_us), now_us)
 
-        return backend.transact(blind)
+        stamp, replaced = group.transact(blind, False)
+        return True, True, stamp, replaced()  # asked once the transaction is over: a batch may pipeline it
 
     def conditional(tx: Transaction) -> Written:
         # The version is drawn first, so that check and write are one statement; a failed condition rolls
@@ -94,12 +97,12 @@ def set_entry(backend: Backend, put: Put, expected: int | None, now_us: int) -> 
         raise _NothingWritten((expected is None and not put.overwrite, False, stamp, stamp is not None))
 
     try:
-        return backend.transact(conditional)
+        return group.transact(conditional, False)  # raises only once its put wrote nothing
     except _NothingWritten as stop:
         return stop.written
 
 
-def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int) -> Outcome:
+def commit(group: GroupCommit, checks: Sequence[Check], mutations: Sequence[Mutation], now_us: int) -> Outcome:
     """Apply ``mutations`` if every check holds, atomically; a versionstamp is drawn only if one writes."""
     if len(mutations) == 1 and type(mutations[0]) is Put:
         # One put, alone or checked at its own key: the shape of every set, settled by ``set_entry``.
@@ -111,7 +114,7 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
             stamp = checks[0].versionstamp
             expected = None if stamp is None else parse_versionstamp(stamp)
         if expected is not False:
-            ok, written, versionstamp, found = set_entry(backend, put, expected, now_us)
+            ok, written, versionstamp, found = set_entry(group, put, expected, now_us)
             if not ok:
                 return Outcome(False, None, [(0, versionstamp)], [], [], [])
             if not written:
@@ -167,13 +170,10 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
                     kept.append(None)
                     continue  # the slot stays unread: a later mutation of it reads what this one wrote
                 if mutation.overwrite and slot not in live:
-                    # Nothing has read this key: write it without reading it first, in one statement
-                    # that replaces a live entry (keeping its creation time) or reports there was none.
+                    # Nothing has read this key: write it without reading it first (``upsert`` keeps a live
+                    # entry's creation time, and reports whether there was one).
                     version = tx.next_version() if version is None else version
-                    row = _put_row(mutation, version, now_us, now_us)
-                    replaced = tx.replace_live(row, now_us)
-                    if not replaced:
-                        tx.put(row)
+                    replaced = tx.upsert(_put_row(mutation, version, now_us, now_us), now_us)
                     found_live.append(replaced)
                     applied.append(True)
                     kept.append(None)
@@ -213,11 +213,11 @@ def commit(backend: Backend, checks: Sequence[Check], mutations: Sequence[Mutati
         stamp = None if version is None else format_versionstamp(version)
         return Outcome(True, stamp, [], found_live, applied, kept)
 
-    return backend.transact(body)
+    return group.transact(body, any(type(mutation) is Arith for mutation in mutations))
 
 
 def delete_range_batch(
-    backend: Backend, namespace: str, low: str, high: str, limit: int, now_us: int
+    group: GroupCommit, namespace: str, low: str, high: str, limit: int, now_us: int
 ) -> tuple[int, int]:
     """Delete the next ``limit`` entries of ``[low, high)`` in one transaction: (rows, live rows) deleted.
 
@@ -235,7 +235,35 @@ def delete_range_batch(
         tx.delete_through(namespace, low, batch[-1][0])
         return len(batch), live
 
-    return backend.transact(body)
+    return group.transact(body, False)
+
+
+def restore_batch(group: GroupCommit, rows: Sequence[PutRow], existing: str, now_us: int) -> list[PutRow]:
+    """Write imported entries whole, their times and expiry as given, in one transaction under one new
+    versionstamp (``rows``, of distinct keys, carry version 0). At a key that holds a live entry, ``existing``
+    says: "overwrite" it, "skip" that row, or "fail": write no row at all. Return the rows of keys that hold
+    a live entry, unwritten (the caller decides whether that is an error; a batch that writes nothing draws no
+    version)."""
+
+    def body(tx: Transaction) -> list[PutRow]:
+        live: set[tuple[str, str]] = set()
+        if existing != "overwrite":
+            keys: dict[str, list[str]] = {}
+            for row in rows:
+                keys.setdefault(row[0], []).append(row[1])
+            for namespace, wanted in keys.items():
+                live.update((namespace, key) for key in tx.current_many(namespace, wanted, now_us))
+        if len(live) < len(rows) and not (live and existing == "fail"):  # something to write: one version
+            version = tx.next_version()
+            tx.put_many([_stamped(row, version) for row in rows if (row[0], row[1]) not in live])
+        return [row for row in rows if (row[0], row[1]) in live]
+
+    return group.transact(body, False)
+
+
+def _stamped(row: PutRow, version: int) -> PutRow:
+    namespace, key, value, content_type, metadata, _, created_us, updated_us, expires_us, ttl_us, refresh = row
+    return namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us, refresh
 
 
 def _put_row(mutation: Put, version: int, created_us: int, now_us: int) -> PutRow:
@@ -274,7 +302,10 @@ def _apply_arith(tx: Transaction, mutation: Arith, version: int, now_us: int) ->
     """Write the combined integer; return the entry's creation time."""
     slot = (mutation.namespace, mutation.key)
     row = tx.read(*slot, now_us)
-    value = encode_value(_combine(mutation, 0 if row is None else decode_value(row[0])), INT_MAX)
+    # A missing entry becomes the operand: sum's 0 + operand, and Deno KV's rule for min and max (a running
+    # minimum must not start at 0).
+    combined = mutation.operand if row is None else _combine(mutation, decode_value(row[0]))
+    value = encode_value(combined, INT_MAX)
     namespace, key = slot
     if row is None:
         tx.put((namespace, key, value, default_content_type(0), None, version, now_us, now_us, None, None, False))

@@ -25,6 +25,7 @@ from kvstore import (
 from kvstore import _write as write_path
 from kvstore._backends.postgres.tx import PostgresTx
 from kvstore._backends.sqlite.tx import SQLiteTx
+from kvstore._group import GroupCommit, write_batch
 
 from .conftest import FakeClock, Stores
 
@@ -168,7 +169,7 @@ def test_bad_calls_raise_when_made_and_the_rest_still_commits(kv: KVStore, build
 
 def test_sum_min_max(kv: KVStore) -> None:
     kv.atomic().sum("s", 5).min("lo", 3).max("hi", -3).commit()
-    assert _values(kv, "s", "lo", "hi") == [5, 0, 0]  # a missing entry counts as 0
+    assert _values(kv, "s", "lo", "hi") == [5, 3, -3]  # a missing entry becomes the operand (Deno KV's rule)
     kv.atomic().sum("s", -7).min("lo", -2).max("hi", 9).commit()
     assert _values(kv, "s", "lo", "hi") == [-2, -2, 9]
     kv.atomic().min("lo", 10).max("hi", 1).commit()
@@ -248,21 +249,23 @@ def test_default_limits_exceed_deno_kv(stores: Stores) -> None:
 
 
 def test_every_write_reaches_the_backend_through_the_write_path(kv: KVStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Sets of every shape, deletes, atomics and range deletes write only from ``kvstore._write``."""
-    callers: list[str] = []
-    backend = kv._backend
+    """Sets of every shape, deletes, atomics, range deletes and write_batch blocks write only from
+    ``kvstore._write``, through the store's group commit: the one module that calls the backend's writes."""
+    callers: dict[str, list[str]] = {"backend": [], "group": []}
 
-    def spy(name: str) -> None:
-        real = getattr(backend, name)
+    def spy(target: object, side: str, name: str) -> None:
+        real = getattr(target, name)
 
         def recording(*args: object) -> object:
-            callers.append(sys._getframe(1).f_globals["__name__"])
+            callers[side].append(sys._getframe(1).f_globals["__name__"])
             return real(*args)
 
-        monkeypatch.setattr(backend, name, recording)
+        monkeypatch.setattr(target, name, recording)
 
-    spy("try_put")
-    spy("transact")
+    for name in ("try_put", "transact", "begin"):
+        spy(kv._backend, "backend", name)
+    for name in ("try_put", "transact"):
+        spy(GroupCommit, "group", name)  # on the class: a GroupCommit has slots
     first = kv.set("a", 1)
     kv.set("a", 2, if_versionstamp=first.versionstamp)
     kv.set("b", 1, if_not_exists=True)
@@ -273,8 +276,12 @@ def test_every_write_reaches_the_backend_through_the_write_path(kv: KVStore, mon
     kv.atomic().set("d", 1).commit()
     kv.atomic().check("d", None).set("e", 1).sum("n", 1).commit()
     kv.delete_prefix("c")
-    assert len(callers) >= 10
-    assert set(callers) == {"kvstore._write"}
+    with write_batch(kv):
+        kv.set("f", 1)
+        kv.namespace("other").atomic().sum("n", 1).commit()
+    assert len(callers["group"]) >= 12
+    assert set(callers["group"]) == {"kvstore._write"}
+    assert set(callers["backend"]) == {"kvstore._group"}
 
 
 def test_a_large_commit_applies_its_mutations_in_order(kv: KVStore, clock: FakeClock) -> None:

@@ -123,10 +123,11 @@ def test_no_module_is_over_400_lines(path: Path) -> None:
 
 
 def test_only_the_write_path_and_the_backends_reach_the_one_statement_write() -> None:
+    """``_write`` calls the group commit's ``try_put``, which alone calls the backend's."""
     users = {
         _module_name(path)
         for path in PACKAGE.rglob("*.py")
         if "try_put" in path.read_text() and "_migrations" not in path.parts
     }
     assert users
-    assert {user for user in users if not user.startswith("kvstore._backends")} == {"kvstore._write"}
+    assert {user for user in users if not user.startswith("kvstore._backends")} == {"kvstore._write", "kvstore._group"}

@@ -238,6 +238,7 @@ def _unique_key_index(conn: sqlite3.Connection) -> str:
     "name",
     [
         "SQL_GET",
+        "SQL_LOOP_GET",
         "SQL_GET_MANY",
         "SQL_CURRENT",
         "SQL_CURRENT_MANY",

@@ -8,8 +8,9 @@ encoding and the write rules above it are shared.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, TypeVar
 
 if TYPE_CHECKING:
     from .._mutations import Put
@@ -31,10 +32,31 @@ REFRESH_TTL: Final = 7
 ROW_KEY: Final = 8
 """The column of a ``Row`` that holds its key."""
 
+
+def rows_within(rows: Iterable[Row], max_bytes: int) -> list[Row]:
+    """The first ``rows`` (in order) up to the one whose value bytes take the running total past
+    ``max_bytes``, and at least two: a page of what fits (at least one entry), and one row past it that says
+    another page exists. Stops reading there, so a scan over large values reads one past its page."""
+    taken: list[Row] = []
+    total = 0
+    for row in rows:
+        taken.append(row)
+        total += len(row[0])
+        if total > max_bytes and len(taken) > 1:
+            break
+    return taken
+
+
 PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
 """A whole entry to write, as ``Transaction.put`` and its kin take it, in the order of the statements'
 parameters: namespace, key, value, content_type, metadata, version,
 created_us, updated_us, expires_us, ttl_us, refresh_on_access."""
+
+Dump: TypeAlias = tuple[int, Iterator[PutRow]]
+"""``Backend.dump``'s snapshot: how many rows it holds, and the rows, as ``PutRow``s in (namespace, key) order."""
+
+Progress: TypeAlias = Callable[[int, int], None]
+"""Called now and then by a long run with (units done, units in all)."""
 
 Current: TypeAlias = tuple[int, int]
 """What a write needs to know of a live entry: (version, created_us)."""
@@ -88,6 +110,46 @@ class Transaction(Protocol):
     def delete_through(self, namespace: str, start: str, last: str) -> None:
         """Remove every entry with ``start <= key <= last``."""
 
+    def upsert(self, row: PutRow, now_us: int) -> bool:
+        """``put`` ``row``, keeping a replaced live entry's created_us; True if a live entry was replaced."""
+
+    def upsert_later(self, row: PutRow, now_us: int) -> Callable[[], bool]:
+        """``upsert``, whose answer is asked for once the transaction is over: in a ``pipeline`` block the
+        statement is sent without waiting for it."""
+
+    def reserve(self, count: int) -> None:
+        """Let the next ``count`` draws of ``next_version`` come from one reservation (a hint: a batch of
+        ``count`` bodies is about to run; on PostgreSQL it saves a round trip per body)."""
+
+    def pipeline(self) -> AbstractContextManager[object]:
+        """A block whose statements are sent without waiting for answers nobody asks for yet (PostgreSQL's
+        pipeline mode; nothing on SQLite, whose statements make no round trips). A statement's failure may
+        come out later in the block, or at its end: it is the transaction's, never a body's."""
+
+    def attempt(self, body: Callable[[Transaction], T], isolated: bool) -> tuple[bool, Any]:
+        """Run ``body`` in this transaction: ``(True, its result)``, or ``(False, the Exception it raised)``.
+
+        ``isolated`` runs it in a savepoint of its own, which its exception rolls back alone (what it wrote,
+        and any versions it reserved). A body run without (``isolated`` False) must raise only before its
+        first write, or not at all: what it wrote stays. A driver error, or any BaseException, is not the
+        body's: it comes out, and the whole transaction fails.
+        """
+
+
+class HeldTransaction(Protocol):
+    """A write transaction held open across calls (``Backend.begin``, for ``write_batch``); it holds the
+    write lock until ``commit`` or ``rollback``. Never retried: its bodies' results are already out."""
+
+    def run(self, body: Callable[[Transaction], T], isolated: bool) -> tuple[bool, Any]:
+        """``Transaction.attempt`` in this transaction. A database failure (or a BaseException) rolls the
+        whole transaction back and comes out, a driver error as its KVError."""
+
+    def commit(self) -> None:
+        """Commit; if that fails, everything is rolled back and the KVError raised."""
+
+    def rollback(self) -> None:
+        """Roll everything back (again: nothing)."""
+
 
 class ChangeProbe(Protocol):
     """A cheap, cross-process signal that the database may have changed."""
@@ -117,10 +179,12 @@ class Backend(Protocol):
         reverse: bool,
         limit: int | None,
         now_us: int,
+        max_bytes: int | None = None,
     ) -> list[Row]:
         """Live entries with ``start <= key < end`` in key order (descending when ``reverse``).
 
         ``resume`` is the last key of the previous page: only keys past it, in the listing's direction, count.
+        With ``max_bytes``, the scan stops early, at ``rows_within(rows, max_bytes)``.
         """
 
     def scan_keys(
@@ -156,8 +220,17 @@ class Backend(Protocol):
     def transact(self, body: Callable[[Transaction], T]) -> T:
         """Run ``body`` in one write transaction and commit; retried whole if the database asks."""
 
+    def begin(self) -> HeldTransaction:
+        """Open a write transaction (taking the write lock) to run bodies in one at a time, across calls."""
+
     def purge_batch(self, now_us: int, limit: int) -> int:
         """Delete at most ``limit`` expired entries in one transaction; return how many."""
+
+    def dump(self, live_at: int | None) -> AbstractContextManager[Dump]:
+        """Every row (only those live at ``live_at``, if given) in one snapshot held until the block ends."""
+
+    def backup(self, target: str, progress: Progress | None) -> None:
+        """Copy the database, consistently, into the new SQLite file ``target`` while writers go on."""
 
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         """(live rows, expired rows, namespaces, greatest version of a stored row or 0, schema revision, bytes or

@@ -1,5 +1,6 @@
-"""The PostgreSQL backend (psycopg 3): ``backend`` (pool use, the write lock, retries, errors, fork),
-``pool`` (a small connection pool), ``tx`` (the statements of one write) and ``sql`` (every statement).
+"""The PostgreSQL backend (psycopg 3): ``backend`` (pool use, errors, fork), ``write`` (write transactions:
+the write lock, retries, and one held open for write_batch), ``pool`` (a small connection pool), ``tx`` (the
+statements of one write) and ``sql`` (every statement).
 
 Imported only for a PostgreSQL target: importing it without the ``postgres`` extra is a ConfigurationError.
 """

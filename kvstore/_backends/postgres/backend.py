@@ -7,12 +7,10 @@ opened on a ``postgresql://`` URL, so SQLite users never import psycopg.
 from __future__ import annotations
 
 import os
-import random
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, TypeVar
 
 try:
@@ -21,7 +19,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     from ..._errors import ConfigurationError
 
-    raise ConfigurationError('PostgreSQL needs the postgres extra: pip install "kvstore[postgres]"') from exc
+    raise ConfigurationError(
+        'PostgreSQL needs the postgres extra: pip install "stampkv[postgres]"'
+        ' (in a checkout: pip install ".[postgres]")'
+    ) from exc
 
 from ..._errors import (
     KVError,
@@ -34,7 +35,8 @@ from ..._errors import (
 )
 from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 from ..._mutations import Put
-from ..base import Found, Row, Transaction
+from ..base import Dump, Found, Progress, Row, Transaction, rows_within
+from . import backup as copies
 from .pool import Pool, PoolClosedError, PoolTimeoutError
 from .sql import (
     SQL_COUNT,
@@ -42,7 +44,6 @@ from .sql import (
     SQL_GET_MANY,
     SQL_HAS_VERSION_TABLE,
     SQL_LAST_VERSION,
-    SQL_LOCK,
     SQL_MIGRATION_LOCK,
     SQL_PURGE,
     SQL_REFRESH,
@@ -55,19 +56,17 @@ from .sql import (
     SQL_STATS,
 )
 from .tx import PostgresTx, one
+from .write import RETRY, Held, retrying
 
 T = TypeVar("T")
 
-# Serialization failures and deadlocks say "try again": the transaction body is a pure function of what
-# it reads, so it is rerun whole, a bounded number of times, with jittered backoff.
-_ATTEMPTS: Final = 10
-_RETRY: Final = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _PASSWORD: Final = re.compile(r"(://[^:/@]*:)[^@]*@")
+_PASSWORD_PARAMETER: Final = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)  # libpq takes one there too
 
 
 def display_url(url: str) -> str:
-    """``url`` with its password masked, fit for messages and ``info()``."""
-    return _PASSWORD.sub(r"\1***@", url)
+    """``url`` with its password masked, fit for messages, ``info()`` and ``repr``."""
+    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
 
 
 def conninfo(url: str) -> str:
@@ -250,7 +249,7 @@ class PostgresBackend:
         if self._closed:
             return StoreClosedError("the store is closed")
         detail = str(exc).strip()
-        if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, *_RETRY)):
+        if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, *RETRY)):
             return StoreBusyError(f"{self._where} is busy: the write lock or a row lock was not obtained ({detail})")
         if isinstance(exc, pg_errors.DiskFull | pg_errors.OutOfMemory):
             return StorageFullError(f"{self._where} is full ({detail})")
@@ -281,9 +280,10 @@ class PostgresBackend:
         reverse: bool,
         limit: int | None,
         now_us: int,
+        max_bytes: int | None = None,
     ) -> list[Row]:
         sql = SQL_SCAN_REVERSE if reverse else SQL_SCAN
-        return self._range(sql, namespace, start, end, resume, reverse, limit, now_us)
+        return self._range(sql, namespace, start, end, resume, reverse, limit, now_us, max_bytes)
 
     def scan_keys(
         self,
@@ -309,10 +309,14 @@ class PostgresBackend:
         reverse: bool,
         limit: int | None,
         now_us: int,
+        max_bytes: int | None = None,
     ) -> list[Any]:
         past = resume if resume is not None else end if reverse else ""
         params = (namespace, start, end, past, now_us, limit)
-        rows: list[Any] = self._read(lambda conn: conn.execute(sql, params).fetchall())  # Row, or (key,)
+        if max_bytes is not None:
+            rows: list[Any] = self._read(lambda conn: _streamed(conn, sql, params, max_bytes))
+            return rows
+        rows = self._read(lambda conn: conn.execute(sql, params).fetchall())  # Row, or (key,)
         return rows
 
     def count(self, namespace: str, start: str, end: str, now_us: int) -> int:
@@ -333,6 +337,12 @@ class PostgresBackend:
         params = (expires_us, namespace, key, version, now_us)
         return self._read(lambda conn: conn.execute(SQL_REFRESH, params).rowcount == 1)
 
+    def dump(self, live_at: int | None) -> AbstractContextManager[Dump]:
+        return copies.dump(self._conn, live_at, self._translate)
+
+    def backup(self, target: str, progress: Progress | None) -> None:
+        copies.backup(self._conn, target, self._busy_ms / 1000, progress, self._translate)
+
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         def snapshot(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int, str, int | None, str]:
             with conn.transaction():
@@ -346,32 +356,18 @@ class PostgresBackend:
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def _retrying(self, body: Callable[[psycopg.Connection[Any]], T], *, lock: bool) -> T:
-        """Run ``body`` in a transaction (after taking the write lock if ``lock``); retry what PostgreSQL
-        asks to be retried."""
-        delay = 0.001
-        for attempt in range(_ATTEMPTS):
-            try:
-                with self._conn() as conn, conn.transaction():
-                    if lock:
-                        conn.execute(SQL_LOCK)
-                    return body(conn)
-            except StoreBusyError as exc:
-                if not isinstance(exc.__cause__, _RETRY) or attempt == _ATTEMPTS - 1:
-                    raise
-            time.sleep(delay * random.uniform(0.5, 1.5))  # jittered backoff between attempts
-            delay = min(2 * delay, 0.1)
-        raise AssertionError("unreachable")  # pragma: no cover
-
     def try_put(self, put: Put, expected: int | None, now_us: int) -> None:
         """Declined: every write takes the counter row's lock, which is the transaction ``transact`` runs."""
         return None
 
     def transact(self, body: Callable[[Transaction], T]) -> T:
-        return self._retrying(lambda conn: body(PostgresTx(conn)), lock=True)
+        return retrying(self._conn, lambda conn: body(PostgresTx(conn)), lock=True)
+
+    def begin(self) -> Held:
+        return Held(self._take(fresh=False), self._pool.give_back, self._translate)
 
     def purge_batch(self, now_us: int, limit: int) -> int:
-        return self._retrying(lambda conn: conn.execute(SQL_PURGE, (now_us, limit, now_us)).rowcount, lock=False)
+        return retrying(self._conn, lambda conn: conn.execute(SQL_PURGE, (now_us, limit, now_us)).rowcount, lock=False)
 
 
 # -- fork safety -------------------------------------------------------------------------------------------
@@ -380,3 +376,16 @@ class PostgresBackend:
 # the child's whole life, so nothing ever closes it there (psycopg itself never closes a connection that
 # is garbage-collected in a process other than the one that opened it).
 _INHERITED: list[object] = []
+
+
+def _streamed(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...], max_bytes: int) -> list[Row]:
+    """A scan read row by row (psycopg's single-row mode), stopped by ``rows_within``: a client-side
+    cursor would receive every row of the statement's LIMIT before the first is looked at."""
+    with conn.cursor() as cursor:
+        stream = cursor.stream(sql, params)
+        try:
+            return rows_within(stream, max_bytes)
+        finally:
+            close = getattr(stream, "close", None)  # a generator: closing it cancels the rest of the query
+            if close is not None:
+                close()

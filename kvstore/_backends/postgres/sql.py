@@ -54,6 +54,8 @@ SQL_REFRESH: Final = (
 SQL_LOCK: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1 FOR UPDATE"
 SQL_CURRENT: Final = f"SELECT version, created_us FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
 SQL_NEXT_VERSION: Final = "UPDATE kvstore_versionstamp SET version = version + 1 WHERE id = 1 RETURNING version"
+# A batch's versions at once (one round trip, not one per body): reserves the next %s, returns the last.
+SQL_RESERVE_VERSIONS: Final = "UPDATE kvstore_versionstamp SET version = version + %s WHERE id = 1 RETURNING version"
 # An entry written whole. Replacing a live entry keeps its creation time (a write's updated_us is its
 # "now"), so a batch can write keys it never read: it need not know whether an entry was there.
 SQL_PUT: Final = (
@@ -78,6 +80,14 @@ SQL_PUT_IF_VERSION: Final = f"{_REPLACE} AND version = %s AND {_LIVE}"
 SQL_PUT_IF_ABSENT: Final = (
     SQL_PUT + " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= %s"
 )
+# A put that also says whether it replaced a live entry: the CTE reads the row as it stood before the
+# statement, so a blind set of a new key is one round trip, where replace_live then put take two. Used in
+# batches, whose cost is their round trips; a lone set keeps SQL_REPLACE_LIVE first, the lighter statement
+# for an existing key (see ``tx.PostgresTx.upsert``).
+SQL_UPSERT: Final = (
+    f"WITH live AS (SELECT 1 FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}) {SQL_PUT}"
+    " RETURNING EXISTS (SELECT 1 FROM live)"
+)
 SQL_CURRENT_MANY: Final = (
     f"SELECT key, version, created_us FROM kvstore_entries WHERE namespace = %s AND key = ANY(%s) AND {_LIVE}"
 )
@@ -98,6 +108,16 @@ SQL_STATS: Final = (
     " COALESCE(MAX(version), 0) FROM kvstore_entries"
 )
 SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1"
+# A dump (export, and a backup into an SQLite file): whole rows in the order of the unique index, as PutRows,
+# every row or only the live ones; and how many, counted in the same snapshot.
+_DUMP: Final = (
+    "SELECT namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,"
+    " refresh_on_access FROM kvstore_entries"
+)
+SQL_DUMP: Final = f"{_DUMP} ORDER BY namespace, key"
+SQL_DUMP_LIVE: Final = f"{_DUMP} WHERE {_LIVE} ORDER BY namespace, key"
+SQL_COUNT_ALL: Final = "SELECT COUNT(*) FROM kvstore_entries"
+SQL_COUNT_ALL_LIVE: Final = f"SELECT COUNT(*) FROM kvstore_entries WHERE {_LIVE}"
 SQL_SIZE: Final = (
     "SELECT pg_total_relation_size('kvstore_entries'::regclass)"
     " + pg_total_relation_size('kvstore_versionstamp'::regclass)"
@@ -107,6 +127,14 @@ SQL_HAS_VERSION_TABLE: Final = "SELECT to_regclass(%s) IS NOT NULL"
 SQL_REVISIONS: Final = f"SELECT version_num FROM {VERSION_TABLE}"
 # Taken by a migrating connection, so that processes opening a new database at once migrate it once.
 SQL_MIGRATION_LOCK: Final = "SELECT pg_advisory_xact_lock(4242424242)"
+
+# Transaction control around each body of a batch (``SQLTransaction.attempt``). Not ``SQL_`` constants: those
+# are planned with EXPLAIN against the schema, which PostgreSQL cannot do for these; tests/test_group_commit.py
+# runs them. One name serves every body: a body's savepoint is released (or rolled back to and released)
+# before the next one is taken.
+SAVEPOINT: Final = "SAVEPOINT kvstore_body"
+RELEASE_SAVEPOINT: Final = "RELEASE SAVEPOINT kvstore_body"
+ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT kvstore_body"
 
 TX_STATEMENTS: Final = Statements(
     current=SQL_CURRENT,
@@ -118,4 +146,7 @@ TX_STATEMENTS: Final = Statements(
     delete=SQL_DELETE,
     range_batch=SQL_RANGE_BATCH,
     delete_through=SQL_DELETE_THROUGH,
+    savepoint=SAVEPOINT,
+    release=RELEASE_SAVEPOINT,
+    rollback_to=ROLLBACK_TO_SAVEPOINT,
 )

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar
 
 from ..._errors import (
@@ -19,9 +20,10 @@ from ..._errors import (
 )
 from ..._migrate import needs_upgrade
 from ..._mutations import Put
-from ..base import Found, Row, Transaction
+from ..base import Dump, Found, Progress, Row, Transaction, rows_within
 from .errors import rolled_back, translate
 from .fork import BACKENDS, FORKED, INHERITED_FILES, identity
+from .loopread import LoopReader, loop_connection
 from .open import check_header, connect, migrate, revisions, use_wal
 from .sql import (
     SQL_COUNT,
@@ -38,6 +40,7 @@ from .sql import (
     SQL_STATS,
 )
 from .tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx, put_one
+from .write import Held, transact
 
 T = TypeVar("T")
 
@@ -181,17 +184,19 @@ class SQLiteBackend:
         rows: list[Row] = []
         conn = self._conn()
         with conn.lock:
+            # One snapshot across the chunks; a write_batch block's open transaction is one already.
+            began = len(chunks) > 1 and not conn.in_transaction
             try:
-                if len(chunks) > 1:
-                    conn.execute("BEGIN")  # one snapshot across the chunks
+                if began:
+                    conn.execute("BEGIN")
                 for chunk in chunks:
                     sql = SQL_GET_MANY + "(" + ", ".join("?" * len(chunk)) + ")"
                     rows.extend(conn.reader.execute(sql, (namespace, now_us, *chunk)))
-                if conn.in_transaction:
+                if began:
                     conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 with contextlib.suppress(sqlite3.Error):  # the original error says more
-                    if conn.in_transaction:
+                    if began and conn.in_transaction:
                         conn.execute("ROLLBACK")
                 raise self._translate(exc) from exc
         return rows
@@ -205,9 +210,10 @@ class SQLiteBackend:
         reverse: bool,
         limit: int | None,
         now_us: int,
+        max_bytes: int | None = None,
     ) -> list[Row]:
         sqls = (SQL_SCAN, SQL_SCAN_AFTER, SQL_SCAN_REVERSE)
-        return self._range(sqls, namespace, start, end, resume, reverse, limit, now_us)
+        return self._range(sqls, namespace, start, end, resume, reverse, limit, now_us, max_bytes)
 
     def scan_keys(
         self,
@@ -233,6 +239,7 @@ class SQLiteBackend:
         reverse: bool,
         limit: int | None,
         now_us: int,
+        max_bytes: int | None = None,
     ) -> list[Any]:
         """Run a range statement (from, after, reverse) with one bound on each side of the key.
 
@@ -252,7 +259,9 @@ class SQLiteBackend:
         conn = self._conn()
         with conn.lock:
             try:
-                return conn.reader.execute(sql, params).fetchall()
+                cursor = conn.reader.execute(sql, params)
+                # Row by row under max_bytes: a page of large values stops reading where it is full.
+                return cursor.fetchall() if max_bytes is None else rows_within(cursor, max_bytes)
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
 
@@ -264,6 +273,16 @@ class SQLiteBackend:
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return found
+
+    def loop_reader(self) -> LoopReader:
+        """Reads for an event loop's thread, which never wait (``loopread``): on an in-memory database on its
+        one connection, taken only when free; on a file on a connection of their own, closed with the others."""
+        with self._registry:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            conn = self._shared or loop_connection(self._path, self._synchronous, self._translate)
+            self._conns.add(conn)
+        return LoopReader(conn, self._translate)
 
     def change_probe(self) -> DataVersionProbe:
         if self._memory:
@@ -285,12 +304,31 @@ class SQLiteBackend:
                 raise self._translate(exc) from exc
         return cursor.rowcount == 1
 
+    def dump(self, live_at: int | None) -> AbstractContextManager[Dump]:
+        # On first use: with tempfile, which it needs, it would add 5 ms to every import of kvstore.
+        from . import backup as copies
+
+        return copies.dump(self._source(), self._path, self._busy_timeout, live_at)
+
+    def backup(self, target: str, progress: Progress | None) -> None:
+        from . import backup as copies
+
+        copies.backup(self._source(), self._path, target, self._busy_timeout, progress)
+
+    def _source(self) -> SQLiteConnection:
+        """What a copy starts from (``backup``): this thread's connection, an in-memory database's only one."""
+        if self._closed:  # a copy reads on a new connection, which a closed store must not open
+            raise StoreClosedError("the store is closed")
+        return self._conn()
+
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         """(rows, expired rows, namespaces, last version, schema revision, file bytes, journal mode)."""
         conn = self._conn()
         with conn.lock:
             try:
-                conn.execute("BEGIN")  # one snapshot for every figure
+                began = not conn.in_transaction  # a write_batch block's open transaction is one snapshot
+                if began:
+                    conn.execute("BEGIN")  # one snapshot for every figure
                 try:
                     rows, expired, namespaces, version = conn.execute(SQL_STATS, (now_us,)).fetchone()
                     revision = ",".join(revisions(conn))
@@ -298,7 +336,8 @@ class SQLiteBackend:
                     page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
                     journal: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 finally:
-                    conn.execute("COMMIT")
+                    if began:
+                        conn.execute("COMMIT")
             except sqlite3.Error as exc:
                 raise self._translate(exc) from exc
         return (
@@ -318,34 +357,7 @@ class SQLiteBackend:
             conn: SQLiteConnection = self._local.conn
         except AttributeError:
             conn = self._open()
-        with conn.lock:
-            try:
-                # IMMEDIATE takes the write lock now, waiting up to the busy timeout, instead of failing at
-                # the first write when a read transaction cannot be upgraded.
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
-            block = conn.block
-            block.begin()
-            committing = False
-            try:
-                result = body(conn)
-                committing = True
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                # Also on KeyboardInterrupt or a cancelled task: never leave a half-applied transaction open.
-                with contextlib.suppress(sqlite3.Error):  # the original error says more
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                # Undo the transaction's draw from the versionstamp block; but if COMMIT failed in a way that
-                # leaves it uncertain whether the transaction committed, give the block up.
-                block.rollback()
-                if committing and not rolled_back(exc):
-                    block.forfeit()
-                if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc) from exc
-                raise
-        return result
+        return transact(conn, body, self._translate)
 
     def try_put(self, put: Put, expected: int | None, now_us: int) -> tuple[int, bool] | None:
         try:
@@ -362,6 +374,9 @@ class SQLiteBackend:
 
     def transact(self, body: Callable[[Transaction], T]) -> T:
         return self._write(lambda conn: body(SQLiteTx(conn)))
+
+    def begin(self) -> Held:
+        return Held(self._conn(), self._translate)
 
     def purge_batch(self, now_us: int, limit: int) -> int:
         return self._write(lambda conn: conn.execute(SQL_PURGE, (now_us, limit)).rowcount)

@@ -51,6 +51,15 @@ class VersionBlock:
         """A one-statement write committed with ``version``."""
         self.next = version + 1
 
+    def mark(self) -> tuple[int, int]:
+        """Where the block stands, for a savepoint to roll back to (``restore``)."""
+        return self.next, self.end
+
+    def restore(self, mark: tuple[int, int]) -> None:
+        """The transaction rolled back to the savepoint taken at ``mark``: so did its draws and the counter
+        row (a block reserved since is undone with it), so the block is as it stood then."""
+        self.next, self.end = mark
+
     def rollback(self) -> None:
         """The transaction rolled back: nothing it drew was used, and any block it reserved was undone."""
         self.next = self._saved_next

@@ -55,12 +55,14 @@ class SQLiteTx(SQLTransaction[SQLiteConnection]):
 
     __slots__ = ()
 
+    driver_error = sqlite3.Error
+
     def __init__(self, conn: SQLiteConnection) -> None:
         super().__init__(conn, TX_STATEMENTS)
 
     def next_version(self) -> int:
-        # Inside the write lock, from the connection's block (see ``block``); the caller
-        # (``SQLiteBackend._write``) rolls the block back if the transaction does not commit.
+        # Inside the write lock, from the connection's block (see ``block``); the caller (``write``) rolls
+        # the block back if the transaction does not commit, ``attempt`` if a body's savepoint rolls back.
         conn = self._conn
         version, reserve = conn.block.draw(conn.execute(SQL_READ_VERSION).fetchone()[0])
         if reserve is not None:
@@ -69,6 +71,13 @@ class SQLiteTx(SQLTransaction[SQLiteConnection]):
 
     def put_many(self, rows: Sequence[PutRow]) -> None:
         self._conn.executemany(SQL_PUT, rows)
+
+    def _mark(self) -> tuple[int, int]:
+        return self._conn.block.mark()
+
+    def _restore(self, mark: object) -> None:
+        assert isinstance(mark, tuple)
+        self._conn.block.restore(mark)
 
     def current_many(self, namespace: str, keys: Sequence[str], now_us: int) -> dict[str, Current]:
         found: dict[str, Current] = {}
