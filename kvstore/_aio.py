@@ -1,18 +1,25 @@
 """AsyncKVStore: the KVStore API as coroutines, for asyncio applications.
 
-The design is aiosqlite's: one worker thread owns a blocking ``KVStore`` and runs its calls one at a
-time, in the order they were made; each coroutine waits on a future that the worker completes. The
-event loop never blocks on SQLite. Every store call is one transaction, so an await that is cancelled
-either never ran (it is skipped when it had not started) or ran whole on the worker: no write is ever
-half-applied, and the next call finds the store in order.
+A blocking ``KVStore`` is opened off the loop, and calls reach it on three lanes of threads (``_aio_worker``):
+writes on one thread, in the order they were made, the writes waiting together committed as one transaction
+(group commit, ``_aio_writes``); point reads that must leave the loop, several at once as one ``get_many``;
+and every other read, one at a time per thread. A thread hands the results of a whole batch back to the loop
+in one wake-up (``_aio_lanes``). Reads never wait behind writes, and a short get on an SQLite store does not
+leave the loop at all: it reads on a connection that never waits and returns at once (``_backends.sqlite.
+loopread``), so the loop never blocks, while large values, refreshes and busy databases go to a thread.
 
-It is built on the sync API (the classes ``kvstore`` exports) and three internals: ``DEFAULT_NAMESPACE``
-(the default view's name, needed before the store opens), ``check_keys`` (so that ``watch`` refuses bad
-keys when it is called, as the sync one does, not at the first await) and the default size limits, so
-that ``AsyncKVStore`` takes the options of ``KVStore`` with the same defaults. The worker thread is
-``_aio_worker``. Wrapping a new store method is one line in a class body::
+Ordering: writes apply in the order they were called; a read sees every write whose ``await`` returned before
+the read was called (read your own writes), and calls in flight at the same time have no order between them.
+A cancelled ``await`` never leaves a half-applied write: a write that had not started is skipped, one that had
+runs whole (in its batch).
 
-    count = _delegate(Namespace.count)
+It is built on the sync API (the classes ``kvstore`` exports) and a few internals: ``DEFAULT_NAMESPACE`` (the
+default view's name, needed before the store opens), ``check_key`` and ``check_keys`` (so that bad keys raise
+when the call is made, as in the sync API), ``entry_of`` (the loop-side get builds its entry as ``get`` does)
+and the default size limits, so that ``AsyncKVStore`` takes the options of ``KVStore`` with the same defaults.
+Wrapping a new store method is one line in a class body, naming the lane it runs on::
+
+    count = _delegate(Namespace.count, Core.read)
 """
 
 from __future__ import annotations
@@ -22,51 +29,63 @@ import functools
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
-from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 # The public names from the modules that define them (importing ``kvstore`` here would be a cycle, as the
 # package names this module under TYPE_CHECKING), and the internals named in the module docstring.
-from ._aio_worker import Worker
+from ._aio_watch import AsyncWatch
+from ._aio_worker import Core
 from ._atomic import AtomicOperation
+from ._backends.base import REFRESH_TTL
+from ._backends.sqlite.loopread import LOOP_VALUE_MAX, OffLoop
 from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, JSON, Value
-from ._errors import StoreClosedError
+from ._entries import entry_of
 from ._models import CommitResult, Entry
 from ._namespace import DEFAULT_NAMESPACE, Namespace
 from ._store import KVStore
-from ._validation import check_keys
-from ._watch import Watch
+from ._validation import Milliseconds, Seconds, check_interval, check_key, check_keys
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
-
-async def _await(future: Future[R]) -> R:
-    """Wait for a worker future without blocking the loop; cancelling skips the call if it has not started."""
-    return await asyncio.wrap_future(future)
+Lane = Callable[[Core, Callable[[KVStore], Any]], "asyncio.Future[Any]"]
+"""Where a call runs: ``Core.write``, ``Core.write_alone`` or ``Core.read``."""
 
 
 def _delegate(
-    method: Callable[Concatenate[Any, P], R],
+    method: Callable[Concatenate[Any, P], R], lane: Lane
 ) -> Callable[Concatenate[AsyncNamespace, P], Coroutine[Any, Any, R]]:
-    """An async method that runs ``method`` on the worker thread against the view's store object."""
+    """An async method that runs ``method`` on ``lane``'s threads against the view's store object."""
 
     async def call(self: AsyncNamespace, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        return await self._call(lambda target: method(target, *args, **kwargs))
+        resolve = self._resolve
+        result: R = await lane(self._core, lambda store: method(resolve(store), *args, **kwargs))
+        return result
 
     functools.update_wrapper(call, method)  # name, docstring, and a signature for inspect and help()
     return call
 
 
+def _twin(method: Callable[..., Any]) -> Callable[[F], F]:
+    """Give a hand-written coroutine method the name, docstring and signature of the store method it mirrors."""
+
+    def wrap(function: F) -> F:
+        functools.update_wrapper(function, method)
+        return function
+
+    return wrap
+
+
 class AsyncNamespace:
-    """The key-value API of one namespace, as coroutines run on the store's worker thread."""
+    """The key-value API of one namespace, as coroutines that never block the event loop."""
 
-    __slots__ = ("_name", "_resolve", "_worker")
+    __slots__ = ("_core", "_name", "_resolve")
 
-    def __init__(self, worker: Worker, resolve: Callable[[KVStore], Namespace], name: str) -> None:
-        self._worker = worker
+    def __init__(self, core: Core, resolve: Callable[[KVStore], Namespace], name: str) -> None:
+        self._core = core
         self._resolve = resolve
         self._name = name
 
@@ -75,48 +94,79 @@ class AsyncNamespace:
         """This namespace's name."""
         return self._name
 
-    async def _call(self, call: Callable[[Any], R]) -> R:
-        worker, resolve = self._worker, self._resolve
+    async def _read(self, call: Callable[[Namespace], R]) -> R:
+        resolve = self._resolve
+        result: R = await self._core.read(lambda store: call(resolve(store)))
+        return result
 
-        def job() -> R:
-            if worker.store is None:
-                worker.opened.result()  # re-raises the error that kept the store from opening
-                raise StoreClosedError("the store is not open")
-            return call(resolve(worker.store))
+    async def _write(self, call: Callable[[Namespace], R]) -> R:
+        resolve = self._resolve
+        result: R = await self._core.write(lambda store: call(resolve(store)))
+        return result
 
-        return await _await(worker.submit(job))
+    set = _delegate(Namespace.set, Core.write)
+    get_many = _delegate(Namespace.get_many, Core.read)
+    delete = _delegate(Namespace.delete, Core.write)
+    list = _delegate(Namespace.list, Core.read)
+    list_keys = _delegate(Namespace.list_keys, Core.read)
+    count = _delegate(Namespace.count, Core.read)
+    delete_prefix = _delegate(Namespace.delete_prefix, Core.write_alone)
 
-    set = _delegate(Namespace.set)
-    get = _delegate(Namespace.get)
-    get_many = _delegate(Namespace.get_many)
-    delete = _delegate(Namespace.delete)
-    list = _delegate(Namespace.list)
-    list_keys = _delegate(Namespace.list_keys)
-    count = _delegate(Namespace.count)
-    delete_prefix = _delegate(Namespace.delete_prefix)
+    @_twin(Namespace.get)
+    async def get(self, key: str) -> Entry | None:
+        core = self._core
+        check_key(key)  # here, not on a thread: a bad key must not fail the gets read together with it
+        reader = core.reader
+        if reader is None:  # PostgreSQL, or a store not open yet or closed
+            found: Entry | None = await core.get(self._resolve, key)
+            return found
+        row = reader.get(self._name, key, core.now_us())
+        if row is None:
+            return None
+        if isinstance(row, tuple):
+            if row[REFRESH_TTL] is None:  # the common case: read and decoded on the loop, no hop
+                return entry_of(key, row)
+        elif row is OffLoop.BUSY:
+            found = await core.get(self._resolve, key)
+            return found
+        # A large value decodes on a thread; a refresh on access is a write, which may wait for the lock.
+        resolve = self._resolve
+        found = await core.read(lambda store: resolve(store).get(key))
+        if row is OffLoop.LARGE and (found is None or found.size_bytes <= LOOP_VALUE_MAX):
+            reader.small(key)
+        return found
 
     async def namespace(self, name: str) -> AsyncNamespace:
-        """The same API scoped to the namespace ``name`` (validated on the worker thread)."""
-        view: Namespace = await self._call(lambda target: target.namespace(name))
-        return AsyncNamespace(self._worker, lambda _store: view, view.name)
+        """The same API scoped to the namespace ``name`` (validated once the store is open)."""
+        view: Namespace = await self._read(lambda target: target.namespace(name))
+        return AsyncNamespace(self._core, lambda _store: view, view.name)
 
     def atomic(self) -> AsyncAtomicOperation:
-        """An atomic commit built here and committed on the worker: ``await kv.atomic().set(...).commit()``."""
+        """An atomic commit built here and committed with the writes: ``await kv.atomic().set(...).commit()``."""
         return AsyncAtomicOperation(self)
 
-    def watch(self, keys: Iterable[str], *, interval: float = 0.05) -> AsyncWatch:
-        """``async for snapshot in kv.watch(keys)``: as ``KVStore.watch``, polled every ``interval`` seconds."""
-        return AsyncWatch(self, check_keys(keys), interval)
+    def watch(self, keys: Iterable[str], *, interval: timedelta | Seconds = 0.05) -> AsyncWatch:
+        """``async for snapshot in kv.watch(keys)``: as ``KVStore.watch``, polled every ``interval`` (seconds)."""
+        return AsyncWatch(self, check_keys(keys), check_interval(interval))
 
-    async def iterate(self, prefix: str = "", *, reverse: bool = False, page_size: int = 100) -> AsyncIterator[Entry]:
-        """``async for entry in kv.iterate(prefix)``: every live entry under ``prefix``, in key order.
+    async def iterate(
+        self,
+        prefix: str = "",
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        reverse: bool = False,
+        page_size: int = 100,
+    ) -> AsyncIterator[Entry]:
+        """``async for entry in kv.iterate(prefix)``: every live entry under ``prefix`` (and in ``[start, end)``),
+        in key order.
 
         Fetches ``page_size`` entries per call to ``list`` and follows its cursor, so the loop never holds
         a transaction open between pages; writes made meanwhile follow the cursor rules of ``list``.
         """
         cursor: str | None = None
         while True:
-            page = await self.list(prefix, limit=page_size, cursor=cursor, reverse=reverse)
+            page = await self.list(prefix, start=start, end=end, limit=page_size, cursor=cursor, reverse=reverse)
             for entry in page:
                 yield entry
             if page.cursor is None:
@@ -125,7 +175,7 @@ class AsyncNamespace:
 
 
 class AsyncAtomicOperation:
-    """``kv.atomic()`` for asyncio: the calls are recorded here, then replayed and committed on the worker.
+    """``kv.atomic()`` for asyncio: the calls are recorded here, then replayed and committed on the write thread.
 
     Bad input therefore raises from ``commit()`` rather than from the call that carried it. As an async
     context manager it commits on a clean exit (the outcome is in ``result``) and discards on an error.
@@ -148,7 +198,7 @@ class AsyncAtomicOperation:
         key: str,
         value: Value,
         *,
-        expire_in: float | None = None,
+        expire_in: timedelta | Milliseconds | None = None,
         expire_at: datetime | None = None,
         refresh_on_access: bool = False,
         metadata: Mapping[str, JSON] | None = None,
@@ -189,7 +239,7 @@ class AsyncAtomicOperation:
         return self
 
     async def commit(self) -> CommitResult:
-        """Build the operation on the worker and commit it there: all or nothing, as ``KVStore.atomic``."""
+        """Build the operation on the write thread and commit it there: all or nothing, as ``KVStore.atomic``."""
         calls, self._calls = self._calls, []
 
         def run(target: Namespace) -> CommitResult:
@@ -198,7 +248,7 @@ class AsyncAtomicOperation:
                 call(op)
             return op.commit()
 
-        self.result = await self._namespace._call(run)
+        self.result = await self._namespace._write(run)
         return self.result
 
     async def __aenter__(self) -> Self:
@@ -211,60 +261,10 @@ class AsyncAtomicOperation:
             await self.commit()
 
 
-class AsyncWatch:
-    """``async for snapshot in kv.watch(keys)``: the snapshots of ``KVStore.watch``, without blocking the loop.
-
-    Each check runs on the worker (one cheap probe, and a read only after a change); between checks the
-    event loop sleeps ``interval`` seconds, so a change, from this process or another, shows within about
-    one interval. ``await watch.aclose()`` (or ``async with``) releases its connection.
-    """
-
-    __slots__ = ("_interval", "_keys", "_namespace", "_watch")
-
-    def __init__(self, namespace: AsyncNamespace, keys: list[str], interval: float) -> None:
-        self._namespace = namespace
-        self._keys = keys
-        self._interval = interval
-        self._watch: Watch | None = None
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> list[Entry | None]:
-        watch = self._watch
-        if watch is None:
-            keys, interval = self._keys, self._interval
-            created: Watch = await self._namespace._call(lambda target: target.watch(keys, interval=interval))
-            watch = self._watch = created
-        poll = watch.poll
-        while True:
-            try:
-                snapshot = await self._namespace._call(lambda _target: poll())
-            except StoreClosedError:
-                raise StopAsyncIteration from None
-            if snapshot is not None:
-                return snapshot
-            await asyncio.sleep(self._interval)
-
-    async def aclose(self) -> None:
-        """Stop watching; a later ``__anext__`` ends the iteration."""
-        if self._watch is not None:
-            watch = self._watch
-            await self._namespace._call(lambda _target: watch.close())
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
 class AsyncKVStore(AsyncNamespace):
     """A KVStore driven from asyncio: ``async with AsyncKVStore("app.db") as kv: await kv.set(...)``.
 
-    Takes the same arguments as ``KVStore``. The store is opened on the worker thread by the first call;
+    Takes the same arguments as ``KVStore``. The store is opened on the write thread by the first call;
     ``await kv.open()`` (or ``async with``) opens it and raises if it cannot be opened. ``set``, ``get``,
     ``get_many``, ``delete``, ``list``, ``list_keys``, ``count``, ``delete_prefix``, ``namespace``,
     ``purge_expired``, ``info`` and ``close`` are coroutines here; ``atomic()`` commits with ``await``, and
@@ -278,7 +278,7 @@ class AsyncKVStore(AsyncNamespace):
         target: str | os.PathLike[str],
         *,
         clock: Callable[[], float] = time.time,
-        busy_timeout: float = 5.0,
+        busy_timeout: timedelta | Seconds = 5.0,
         synchronous: str = "NORMAL",
         max_value_size: int = DEFAULT_MAX_VALUE_SIZE,
         max_metadata_size: int = DEFAULT_MAX_METADATA_SIZE,
@@ -288,8 +288,8 @@ class AsyncKVStore(AsyncNamespace):
         max_mutations: int = 10_000,
         max_commit_size: int = 64 * 1024 * 1024,
         pool_size: int = 10,
-        pool_timeout: float = 30.0,
-        connect_timeout: float = 10.0,
+        pool_timeout: timedelta | Seconds = 30.0,
+        connect_timeout: timedelta | Seconds = 10.0,
     ) -> None:
         def opener() -> KVStore:
             return KVStore(
@@ -309,32 +309,28 @@ class AsyncKVStore(AsyncNamespace):
                 connect_timeout=connect_timeout,
             )
 
-        super().__init__(Worker(opener, name="kvstore-async-worker"), _identity, DEFAULT_NAMESPACE)
+        super().__init__(Core(opener, name="kvstore-async"), _identity, DEFAULT_NAMESPACE)
 
     async def open(self) -> Self:
         """Wait until the store is open; raise the error that kept it from opening."""
-        self._worker.start()
+        self._core.start()
         # Shielded: cancelling this wait must not cancel the shared "opened" future itself.
-        await asyncio.shield(_await(self._worker.opened))
+        await asyncio.shield(asyncio.wrap_future(self._core.opened))
         return self
 
-    purge_expired = _delegate(KVStore.purge_expired)
-    info = _delegate(KVStore.info)
+    purge_expired = _delegate(KVStore.purge_expired, Core.write_alone)
+    info = _delegate(KVStore.info, Core.read)
 
     @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
-        return self._worker.stopping
+        return self._core.stopping
 
     async def close(self) -> None:
-        """Finish the queued calls, close the store and end the worker thread. Closing twice is harmless."""
-        worker = self._worker
-        try:
-            done = worker.stop(lambda: None if worker.store is None else worker.store.close())
-        except StoreClosedError:
-            return
+        """Finish the queued calls, close the store and end its threads. Closing twice is harmless."""
+        done = self._core.stop()
         if done is not None:
-            await asyncio.shield(_await(done))
+            await asyncio.shield(asyncio.wrap_future(done))
 
     async def __aenter__(self) -> Self:
         try:
@@ -351,3 +347,6 @@ class AsyncKVStore(AsyncNamespace):
 
 def _identity(store: KVStore) -> Namespace:
     return store
+
+
+__all__ = ["AsyncAtomicOperation", "AsyncKVStore", "AsyncNamespace", "AsyncWatch"]  # what kvstore exports from here

@@ -1,8 +1,9 @@
-"""AsyncKVStore: the KVStore API as coroutines on one worker thread.
+"""AsyncKVStore: the KVStore API as coroutines, its lifecycle, and what a cancelled call leaves behind.
 
-Each test runs its own event loop with ``asyncio.run``. A ``GateClock`` lets a test hold the worker
-inside a store call (every call reads the clock), so "the loop stays free" and "cancelled mid-call"
-are shown by events, never by sleeping.
+Each test runs its own event loop with ``asyncio.run``. A ``GateClock`` (``_aio_support``) lets a test hold
+a store call on its thread (every call reads the clock), so "the loop stays free" and "cancelled mid-call"
+are shown by events, never by sleeping. Reads are in test_aio_reads.py, group commit in test_aio_writes.py,
+the loop under a held write lock in test_aio_loop.py.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import inspect
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from kvstore import (
     ConfigurationError,
     Entry,
     FailedCheck,
+    ForkedStoreError,
     InvalidKeyError,
     InvalidNamespaceError,
     InvalidOptionsError,
@@ -37,41 +39,9 @@ from kvstore import (
     ValueTooLargeError,
 )
 
+from ._aio_support import GateClock, run, submitted
 from .conftest import START, store_target
-
-WAIT = 10.0  # seconds an event wait may take before the test fails; only a hang reaches it
-
-
-class GateClock:
-    """A fake clock that can hold the next store call that reads it until the test releases it."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-        self.entered = threading.Event()
-        self.release = threading.Event()
-        self._armed = False
-        self._lock = threading.Lock()
-
-    def __call__(self) -> float:
-        with self._lock:
-            hold, self._armed = self._armed, False
-        if hold:
-            self.entered.set()
-            assert self.release.wait(WAIT), "the test never released the clock"
-        return self.now
-
-    def hold_next(self) -> None:
-        self.entered.clear()
-        self.release.clear()
-        self._armed = True
-
-    async def wait_entered(self) -> None:
-        """Wait (off the loop) until the worker is inside the held call."""
-        assert await asyncio.to_thread(self.entered.wait, WAIT)
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(asyncio.wait_for(scenario(), 60))
+from .reliability._support import Forked
 
 
 @pytest.fixture(params=["file", "memory", "postgres"])
@@ -183,21 +153,21 @@ def test_errors_are_the_store_errors_and_the_store_keeps_working(target: str) ->
     run(scenario)
 
 
-def test_the_loop_runs_while_the_worker_is_busy(target: str) -> None:
+def test_the_loop_runs_while_a_write_is_busy(target: str) -> None:
     clock = GateClock()
 
     async def scenario() -> None:
         async with AsyncKVStore(target, clock=clock) as kv:
-            clock.hold_next()
+            gate = clock.hold()
             write = asyncio.create_task(kv.set("k", 1))
-            await clock.wait_entered()  # the worker is inside set() and stays there
+            await gate.wait_entered()  # the write thread is inside set() and stays there
             ticks = 0
             for _ in range(50):
                 await asyncio.sleep(0)  # a yield, not a wait: the loop is free to run us
                 ticks += 1
             assert ticks == 50
             assert not write.done()
-            clock.release.set()
+            gate.release.set()
             assert (await write).committed
 
     run(scenario)
@@ -208,14 +178,17 @@ def test_cancelling_a_running_write_leaves_it_whole_and_the_store_usable(target:
 
     async def scenario() -> None:
         async with AsyncKVStore(target, clock=clock) as kv:
-            clock.hold_next()
+            gate = clock.hold()
             write = asyncio.create_task(kv.set("k", {"a": 1}, metadata={"m": True}, expire_in=120_000))
-            await clock.wait_entered()
+            await gate.wait_entered()
             write.cancel()
             with pytest.raises(asyncio.CancelledError):
-                await write  # returns at once, while the worker is still inside set()
-            clock.release.set()
-            entry = await kv.get("k")  # queued behind the cancelled write: it sees all of it
+                await write  # returns at once, while the write thread is still inside set()
+            gate.release.set()
+            # Writes apply in the order they were called: once a later one returned, the cancelled one has
+            # run, and a read sees all of it.
+            assert (await kv.set("later", 1)).committed
+            entry = await kv.get("k")
             assert entry is not None
             assert (entry.value, entry.metadata) == ({"a": 1}, {"m": True})
             assert entry.expires_at == datetime.fromtimestamp(START + 120, UTC)
@@ -229,15 +202,15 @@ def test_cancelling_a_queued_call_means_it_never_runs(target: str) -> None:
 
     async def scenario() -> None:
         async with AsyncKVStore(target, clock=clock) as kv:
-            clock.hold_next()
+            gate = clock.hold()
             first = asyncio.create_task(kv.set("first", 1))
-            await clock.wait_entered()
+            await gate.wait_entered()
             queued = asyncio.create_task(kv.set("queued", 1))
-            await asyncio.sleep(0)  # let it submit its call behind the held one
+            await submitted()  # it queued its call behind the held one
             queued.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await queued
-            clock.release.set()
+            gate.release.set()
             assert (await first).committed
             assert await kv.get("queued") is None
             assert (await kv.get("first")) is not None
@@ -259,7 +232,7 @@ def test_a_thousand_concurrent_tasks_all_complete_in_order(target: str) -> None:
 
             stamps = await asyncio.gather(*(one(i) for i in range(1000)))
             assert len(set(stamps)) == 1000
-            assert stamps == sorted(stamps)  # one worker, first come first served
+            assert stamps == sorted(stamps)  # writes apply in the order they were called
             assert len(await kv.list("task/")) == 1000
 
     run(scenario)
@@ -309,16 +282,48 @@ def test_iterate_walks_a_listing_page_by_page(target: str) -> None:
 
 def test_close_finishes_queued_calls_then_refuses_new_ones(target: str) -> None:
     async def scenario() -> None:
+        before = set(threading.enumerate())
         kv = await AsyncKVStore(target).open()
         pending = [asyncio.create_task(kv.set(f"k{i}", i)) for i in range(20)]
-        await asyncio.sleep(0)  # let them queue
-        await kv.close()
+        reads = [asyncio.create_task(call) for call in (kv.get_many(["k0"]), kv.list(), kv.count())]
+        await submitted()
+        threads = set(threading.enumerate()) - before  # the write thread and the read threads
+        closing = [asyncio.create_task(kv.close()) for _ in range(2)]  # a second close waits for the first
+        await asyncio.gather(*closing)
         assert all(task.result().committed for task in pending)
+        assert all(task.done() for task in reads)
+        assert threads
+        assert not any(thread.is_alive() for thread in threads)
+        assert kv.closed
         with pytest.raises(StoreClosedError):
             await kv.get("k0")
         with pytest.raises(StoreClosedError):
             await kv.namespace("x")
         await kv.close()  # twice is harmless
+
+    run(scenario)
+
+
+def test_a_store_inherited_by_a_forked_child_refuses_every_call_there(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with AsyncKVStore(tmp_path / "forked.db") as kv:
+            await kv.set("k", 1)
+            assert await kv.get("k") is not None  # the loop-side reader is open
+
+            def child() -> list[str]:
+                # The child has no event loop of its own to run: each call is stepped by hand, and must
+                # refuse at its first step, before it would wait for a thread that is not there.
+                refused = []
+                calls: list[Coroutine[Any, Any, object]] = [kv.get("k"), kv.set("k", 2), kv.list(), kv.delete("k")]
+                for call in calls:
+                    with pytest.raises(ForkedStoreError):
+                        call.send(None)
+                    refused.append(getattr(call, "__name__", "?"))
+                return refused
+
+            assert Forked(child).join() == ["get", "set", "list", "delete"]
+            assert (await kv.get("k")).value == 1  # type: ignore[union-attr]
+            assert (await kv.set("k", 2)).committed  # the parent's store goes on
 
     run(scenario)
 
@@ -407,7 +412,7 @@ def test_key_listing_counting_and_prefix_deletes(target: str) -> None:
     run(scenario)
 
 
-def test_atomic_commits_on_the_worker(target: str) -> None:
+def test_atomic_commits_on_the_write_thread(target: str) -> None:
     async def scenario() -> None:
         async with AsyncKVStore(target) as kv:
             op = kv.atomic()
@@ -425,7 +430,7 @@ def test_atomic_commits_on_the_worker(target: str) -> None:
             assert managed.result is not None
             assert managed.result.ok
             assert await kv.get("a") is None
-            # Calls are replayed on the worker, so bad input raises from commit() and writes nothing.
+            # Calls are replayed on the write thread, so bad input raises from commit() and writes nothing.
             with pytest.raises(InvalidKeyError):
                 await kv.atomic().set("ok", 1).set("not ok", 2).commit()
             assert await kv.get("ok") is None
