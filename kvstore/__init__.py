@@ -18,6 +18,7 @@ from ._errors import (
     InvalidTTLError,
     InvalidValueError,
     InvalidVersionstampError,
+    KeyExistsError,
     KVError,
     NotADatabaseError,
     ReadOnlyStoreError,
@@ -31,15 +32,18 @@ from ._errors import (
     ValidationError,
     ValueTooLargeError,
 )
-from ._models import CommitResult, Entry, FailedCheck, KeyPage, Page, SetResult, StoreInfo
+from ._iterate import ListIterator
+from ._mapping import KVMapping
+from ._models import CommitResult, Entry, FailedCheck, ImportResult, KeyPage, Page, SetResult, StoreInfo
 from ._namespace import Namespace
 from ._store import KVStore
+from ._validation import Milliseconds, Seconds
 from ._watch import Watch
 
 if _typing.TYPE_CHECKING:
     from ._aio import AsyncAtomicOperation, AsyncKVStore, AsyncNamespace, AsyncWatch
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Loaded on first use: the async API imports asyncio (and with it ssl, socket, subprocess and
 # concurrent.futures), which would more than double the import time of every program that never awaits.
@@ -58,8 +62,16 @@ def __getattr__(name: str) -> _typing.Any:
     import importlib
 
     value = getattr(importlib.import_module(module, __name__), name)
+    _publish(value)
     globals()[name] = value  # later lookups find it without this hook
     return value
+
+
+def _publish(value: object) -> None:
+    """Name a public class by the module it is imported from: tracebacks, reprs and ``help()`` then show
+    ``kvstore.InvalidValueError``, not ``kvstore._errors.InvalidValueError``; pickle finds it here too."""
+    if isinstance(value, type) and value.__module__.startswith(__name__ + "."):
+        value.__module__ = __name__
 
 
 def __dir__() -> list[str]:
@@ -80,6 +92,7 @@ __all__ = [
     "Entry",
     "FailedCheck",
     "ForkedStoreError",
+    "ImportResult",
     "InvalidContentTypeError",
     "InvalidCursorError",
     "InvalidKeyError",
@@ -90,13 +103,18 @@ __all__ = [
     "InvalidValueError",
     "InvalidVersionstampError",
     "KVError",
+    "KVMapping",
     "KVStore",
+    "KeyExistsError",
     "KeyPage",
+    "ListIterator",
+    "Milliseconds",
     "Namespace",
     "NotADatabaseError",
     "Page",
     "ReadOnlyStoreError",
     "SchemaVersionError",
+    "Seconds",
     "SetResult",
     "StorageError",
     "StorageFullError",
@@ -111,3 +129,8 @@ __all__ = [
     "Watch",
     "__version__",
 ]
+
+for _name in __all__:
+    if _name not in _LAZY:
+        _publish(globals()[_name])
+del _name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal, Self
 
@@ -12,7 +12,7 @@ from ._errors import AtomicLimitError, AtomicReusedError, InvalidValueError
 from ._models import CommitResult, FailedCheck
 from ._mutations import Arith, Check, Delete, Mutation, build_put
 from ._shared import Shared
-from ._validation import check_key, check_versionstamp
+from ._validation import Milliseconds, check_key, check_versionstamp
 from ._write import commit
 
 
@@ -53,13 +53,14 @@ class AtomicOperation:
         key: str,
         value: Value,
         *,
-        expire_in: float | None = None,
+        expire_in: timedelta | Milliseconds | None = None,
         expire_at: datetime | None = None,
         refresh_on_access: bool = False,
         metadata: Mapping[str, JSON] | None = None,
         content_type: str | None = None,
     ) -> Self:
-        """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``)."""
+        """Write ``value`` at ``key``, replacing the whole entry (the options are those of ``kv.set``: ``expire_in``
+        is a timedelta or a number of **milliseconds**)."""
         self._open()
         shared = self._shared
         # Positional, as in ``kv.set``: a batch makes this call once per set.
@@ -79,11 +80,11 @@ class AtomicOperation:
         return self._arith(key, "sum", operand)
 
     def min(self, key: str, operand: int) -> Self:
-        """Keep the smaller of ``operand`` and the integer at ``key`` (a missing entry counts as 0)."""
+        """Keep the smaller of ``operand`` and the integer at ``key`` (a missing entry becomes ``operand``)."""
         return self._arith(key, "min", operand)
 
     def max(self, key: str, operand: int) -> Self:
-        """Keep the larger of ``operand`` and the integer at ``key`` (a missing entry counts as 0)."""
+        """Keep the larger of ``operand`` and the integer at ``key`` (a missing entry becomes ``operand``)."""
         return self._arith(key, "max", operand)
 
     def commit(self) -> CommitResult:
@@ -91,7 +92,7 @@ class AtomicOperation:
         self._open()
         self._done = True
         shared = self._shared
-        outcome = commit(shared.backend, self._checks, self._mutations, shared.now_us())
+        outcome = commit(shared.group, self._checks, self._mutations, shared.now_us())
         failed = tuple(FailedCheck(i, self._checks[i].key, stamp) for i, stamp in outcome.failed)
         self._result = CommitResult(outcome.ok, outcome.versionstamp, failed)
         if outcome.versionstamp is not None:

@@ -21,6 +21,7 @@ at the boundary with ``raise ... from exc`` and never escape raw::
     │   ├── StoreClosedError        503  1301  the store was closed
     │   ├── AtomicReusedError       409  1302  an atomic operation committed or discarded already
     │   └── ForkedStoreError        409  1303  an SQLite store used in a child it was inherited by
+    ├── KeyExistsError              409  1400  an import met a live entry it must not replace
     └── StorageError                500  2000  the database failed or refused
         ├── StoreBusyError          503  2001  write lock not obtained within the busy timeout
         ├── StorageFullError        507  2002  disk or page limit reached
@@ -30,10 +31,10 @@ at the boundary with ``raise ... from exc`` and never escape raw::
         └── StoreUnavailableError   503  2006  the database cannot be opened or reached
 
 Each error renders as an RFC 9457 problem-details object (``to_problem``), the shape the entity API
-document uses: ``{type, status, title, detail, instance, error_code}``.
+document uses: ``{type, status, title, detail, instance, error_code}``. The public classes are named
+``kvstore.X`` (kvstore/__init__.py sets their module), so annotations here are types, not strings that
+``typing.get_type_hints`` would look up in ``kvstore``.
 """
-
-from __future__ import annotations
 
 from typing import Any, ClassVar
 
@@ -52,6 +53,7 @@ __all__ = [
     "InvalidValueError",
     "InvalidVersionstampError",
     "KVError",
+    "KeyExistsError",
     "NotADatabaseError",
     "ReadOnlyStoreError",
     "SchemaVersionError",
@@ -300,3 +302,12 @@ class ForkedStoreError(UsageError):
     error_code = 1303
     title = "Store inherited across fork"
     slug = "forked-store"
+
+
+class KeyExistsError(KVError):
+    """An import (``on_existing="fail"``) met a live entry at a key it brings, or a key it brings twice."""
+
+    status = 409
+    error_code = 1400
+    title = "Key exists"
+    slug = "key-exists"

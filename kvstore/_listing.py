@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ._backends.base import Backend
+from ._backends.base import Backend, Row
 from ._cursor import Listing, decode_cursor, encode_cursor
 from ._entries import entries_of
 from ._errors import InvalidOptionsError
@@ -37,16 +37,26 @@ def key_range(prefix: object, start: object = None, end: object = None) -> tuple
 class Pager:
     """One page request: the validated range, direction, limit and resume point."""
 
-    __slots__ = ("fetch", "high", "limit", "listing", "low", "resume")
+    __slots__ = ("fetch", "high", "limit", "listing", "low", "max_bytes", "resume")
 
     def __init__(
-        self, prefix: object, start: object, end: object, limit: object, cursor: object, reverse: object
+        self,
+        prefix: object,
+        start: object,
+        end: object,
+        limit: object,
+        cursor: object,
+        reverse: object,
+        max_bytes: object = None,
     ) -> None:
         listing, self.low, self.high = key_range(prefix, start, end)
         self.listing = listing._replace(reverse=check_flag("reverse", reverse))
         if limit is not None and (type(limit) is not int or limit < 1):
             raise InvalidOptionsError(f"limit must be a positive int or None, got {limit!r}")
         self.limit: int | None = limit
+        if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
+            raise InvalidOptionsError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+        self.max_bytes: int | None = max_bytes
         # One more row than the limit says whether another page exists.
         self.fetch = None if limit is None else min(limit, MAX_ROWS) + 1
         self.resume = None if cursor is None else decode_cursor(cursor, self.listing)
@@ -55,16 +65,31 @@ class Pager:
         """Whether ``count`` fetched rows mean there is another page."""
         return self.limit is not None and count > self.limit
 
+    def keep(self, rows: list[Row]) -> int:
+        """How many of the fetched ``rows`` make the page: at most ``limit``, and under ``max_bytes`` the
+        ones whose values fit in it (at least one)."""
+        kept = len(rows) if self.limit is None else min(len(rows), self.limit)
+        if self.max_bytes is not None:
+            total = 0
+            for index in range(kept):
+                total += len(rows[index][0])
+                if total > self.max_bytes and index:
+                    return index
+        return kept
+
     def cursor_after(self, last_key: str) -> str:
         return encode_cursor(self.listing, last_key)
 
 
 def list_page(backend: Backend, namespace: str, pager: Pager, now_us: int) -> Page:
     listing = pager.listing
-    rows = backend.scan(namespace, pager.low, pager.high, pager.resume, listing.reverse, pager.fetch, now_us)
-    more = pager.trim(len(rows))
+    rows = backend.scan(
+        namespace, pager.low, pager.high, pager.resume, listing.reverse, pager.fetch, now_us, pager.max_bytes
+    )
+    kept = pager.keep(rows)
+    more = kept < len(rows)
     if more:
-        del rows[pager.limit :]
+        del rows[kept:]
     entries = entries_of(rows)
     return Page(entries, pager.cursor_after(entries[-1].key) if more else None)
 

@@ -1,15 +1,16 @@
-"""What kvstore returns: the result of a set, a stored entry, and a page of a listing."""
+"""What kvstore returns: the result of a set, a stored entry, a page of a listing, a commit's outcome.
 
-from __future__ import annotations
+One family: every result type has ``_asdict()`` (its fields by name, shallow, as a named tuple gives them).
+No ``from __future__ import annotations`` here: the annotations stay types, so ``help(Entry)`` and
+``typing.get_type_hints`` show ``str``, not ``ForwardRef('str')``.
+"""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Final, NamedTuple, overload
+from typing import Any, Final, NamedTuple, overload
 
-from ._codec import JSON, Value
-
-__all__ = ["CommitResult", "Entry", "FailedCheck", "KeyPage", "Page", "SetResult", "StoreInfo"]
+__all__ = ["CommitResult", "Entry", "FailedCheck", "ImportResult", "KeyPage", "Page", "SetResult", "StoreInfo"]
 
 
 # SetResult and Entry are named tuples, not frozen dataclasses: one is built on every set and every entry
@@ -38,12 +39,17 @@ class SetResult(NamedTuple):
 
 
 class Entry(NamedTuple):
-    """A live entry as read from the store (an immutable named tuple); every datetime is UTC-aware."""
+    """A live entry as read from the store (an immutable named tuple); every datetime is UTC-aware.
+
+    ``value`` is what was stored, one of the types of ``Value``, and ``metadata`` the JSON object stored with
+    it (``{}`` when none). Both are typed with ``Any``, as ``json.loads`` is: the caller knows what it
+    stored, and ``entry.value["stock"]`` needs no ``isinstance`` first.
+    """
 
     key: str
-    value: Value
+    value: Any
     versionstamp: str
-    metadata: dict[str, JSON]
+    metadata: dict[str, Any]
     content_type: str
     size_bytes: int
     created_at: datetime
@@ -51,8 +57,29 @@ class Entry(NamedTuple):
     expires_at: datetime | None
 
 
+class ImportResult(NamedTuple):
+    """What ``import_jsonl`` did with the entries it read: ``imported`` were written, ``skipped`` left alone
+    because their key held a live entry (``on_existing="skip"``), ``expired`` not written because they had
+    expired by the time of the import."""
+
+    read: int
+    imported: int
+    skipped: int
+    expired: int
+
+
+class _Fields:
+    """What the dataclass results share with the named tuples: ``_asdict()``."""
+
+    __slots__ = ()
+
+    def _asdict(self) -> dict[str, Any]:
+        """The fields by name, in order (shallow: an entry in a page stays an ``Entry``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
-class Page(Sequence[Entry]):
+class Page(_Fields, Sequence[Entry]):
     """One page of a listing, in the order asked for.
 
     ``cursor`` is None when the listing is exhausted; otherwise pass it back to ``list`` (with the same
@@ -84,7 +111,7 @@ class Page(Sequence[Entry]):
 
 
 @dataclass(frozen=True, slots=True)
-class KeyPage(Sequence[str]):
+class KeyPage(_Fields, Sequence[str]):
     """One page of a keys-only listing; ``cursor`` works as in ``Page``."""
 
     keys: list[str] = field(default_factory=list)
@@ -107,7 +134,7 @@ class KeyPage(Sequence[str]):
 
 
 @dataclass(frozen=True, slots=True)
-class FailedCheck:
+class FailedCheck(_Fields):
     """A check of an atomic commit that did not hold: its position, key, and the key's live versionstamp."""
 
     index: int
@@ -116,7 +143,7 @@ class FailedCheck:
 
 
 @dataclass(frozen=True, slots=True)
-class CommitResult:
+class CommitResult(_Fields):
     """The outcome of ``atomic().commit()``.
 
     ``ok`` is True when every check held; ``versionstamp`` is then the one every mutation wrote with (None if
@@ -134,7 +161,7 @@ class CommitResult:
 
 
 @dataclass(frozen=True, slots=True)
-class StoreInfo:
+class StoreInfo(_Fields):
     """What ``KVStore.info()`` reports about a database.
 
     ``entries`` counts live entries and ``expired`` those awaiting a purge, over every namespace;

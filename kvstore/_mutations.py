@@ -83,7 +83,7 @@ class Delete:
 
 
 class Arith:
-    """Combine the integer at ``key`` (0 if absent) with ``operand``; the rest of the entry stays."""
+    """Combine the integer at ``key`` with ``operand`` (an absent entry becomes ``operand``); the rest stays."""
 
     __slots__ = ("key", "namespace", "op", "operand")
 

@@ -1,14 +1,15 @@
-"""Pure checks of caller input: keys, namespaces, prefixes, expiries and set options.
+"""Pure checks of caller input: keys, namespaces, prefixes, expiries, durations and set options.
 
 Everything here runs before a transaction opens, so a rejected call never touches the database.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
-from datetime import datetime
-from typing import Final
+from datetime import datetime, timedelta
+from typing import Final, TypeAlias
 
 from ._errors import (
     InvalidContentTypeError,
@@ -18,6 +19,11 @@ from ._errors import (
     InvalidTTLError,
     InvalidVersionstampError,
 )
+
+# The units of the durations kvstore takes, named so that signatures and help() say them. Wherever a
+# duration is taken, a datetime.timedelta is taken too, and means what it says whatever the unit.
+Seconds: TypeAlias = float
+Milliseconds: TypeAlias = float
 
 MAX_KEY_LENGTH: Final = 256
 MAX_NAMESPACE_LENGTH: Final = 64
@@ -128,17 +134,47 @@ def check_flag(name: str, value: object) -> bool:
 
 
 def ttl_from_expire_in(expire_in: object) -> int:
-    """Validate ``expire_in`` (milliseconds) and return the TTL in microseconds."""
+    """Validate ``expire_in`` (a timedelta, or a number of milliseconds) and return the TTL in microseconds."""
     if type(expire_in) not in (int, float):
-        raise InvalidTTLError(f"expire_in must be a number of milliseconds, not {type(expire_in).__name__}")
+        if isinstance(expire_in, timedelta):
+            ttl_us = timedelta_us(expire_in)
+            if not MIN_TTL_US <= ttl_us <= MAX_TTL_US:
+                raise InvalidTTLError(f"expire_in must be between 60 s and 365 days, got {expire_in!r}")
+            return ttl_us
+        raise InvalidTTLError(
+            f"expire_in must be a datetime.timedelta or a number of milliseconds, not {type(expire_in).__name__}"
+        )
     assert isinstance(expire_in, int | float)
     # Compared before any conversion: an int beyond float range must not overflow, and NaN compares false.
     if not MIN_TTL_MS <= expire_in <= MAX_TTL_MS:
         raise InvalidTTLError(
             f"expire_in must be between {MIN_TTL_MS} and {MAX_TTL_MS} milliseconds (60 s to 365 days), "
-            f"got {expire_in!r}"
+            f"got {expire_in!r} ms: a number is milliseconds; a datetime.timedelta says its unit"
         )
     return expire_in * 1000 if type(expire_in) is int else round(expire_in * 1000)
+
+
+def seconds_of(duration: object) -> float | None:
+    """``duration`` in seconds (inf past a float's range): a timedelta, or an int or float taken as seconds
+    (a bool is not a number of seconds); None for anything else. The caller checks the range."""
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    if not isinstance(duration, int | float) or isinstance(duration, bool):
+        return None
+    try:
+        return float(duration)
+    except OverflowError:  # an int past a float's range: longer than any bound
+        return math.inf
+
+
+def check_interval(interval: object) -> float:
+    """Return a watch's ``interval`` (a timedelta, or a number of seconds) in seconds: more than 0, at most 3600."""
+    seconds = seconds_of(interval)
+    if seconds is None or not 0 < seconds <= 3600:  # NaN compares false
+        raise InvalidOptionsError(
+            f"interval must be a datetime.timedelta or a number of seconds in (0, 3600], got {interval!r}"
+        )
+    return seconds
 
 
 def ttl_from_expire_at(expire_at: object, now_us: int) -> int:
@@ -182,6 +218,11 @@ def check_set_options(
 
 
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def timedelta_us(duration: timedelta) -> int:
+    """A timedelta in microseconds, exactly (no float rounding)."""
+    return (duration.days * 86_400 + duration.seconds) * 1_000_000 + duration.microseconds
 
 
 def to_epoch_us(moment: datetime) -> int:

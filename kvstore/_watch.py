@@ -13,15 +13,15 @@ entry's presence) differs from the last one yielded.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
 from ._entries import entries_of
-from ._errors import InvalidOptionsError, StoreClosedError
+from ._errors import StoreClosedError
 from ._models import Entry
 from ._shared import Shared
+from ._validation import check_interval
 
 
 class Watch(Iterator[list[Entry | None]]):
@@ -31,13 +31,11 @@ class Watch(Iterator[list[Entry | None]]):
     deleted, or it expires. Close it (or use ``with``) to release its connection; closing the store ends it.
     """
 
-    def __init__(self, shared: Shared, namespace: str, keys: list[str], interval: float) -> None:
-        if type(interval) not in (int, float) or not (math.isfinite(interval) and 0 < interval <= 3600):
-            raise InvalidOptionsError(f"interval must be a number of seconds in (0, 3600], got {interval!r}")
+    def __init__(self, shared: Shared, namespace: str, keys: list[str], interval: object) -> None:
+        self._interval = check_interval(interval)
         self._shared = shared
         self._namespace = namespace
         self._keys = keys
-        self._interval = float(interval)
         self._probe = shared.backend.change_probe()
         self._closed = False
         self._stamps: tuple[int | None, ...] | None = None

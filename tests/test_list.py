@@ -7,7 +7,7 @@ import json
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvstore import Entry, InvalidCursorError, InvalidOptionsError, KVStore, Page
@@ -267,3 +267,54 @@ def test_an_entry_built_fast_fills_every_field_with_its_own_type(found: Found) -
         expires_at=None if expires_us is None else from_epoch_us(expires_us),
     )
     assert entries_of([(*found, "k")]) == [entry]
+
+
+# --- max_bytes: pages bounded by the bytes of their values as well as by count -------------------------------
+
+
+@settings(max_examples=60)
+@given(
+    st.lists(st.integers(0, 300), min_size=0, max_size=12),
+    st.integers(1, 700),
+    st.one_of(st.none(), st.integers(1, 5)),
+    st.booleans(),
+)
+def test_pages_under_max_bytes_concatenate_to_the_full_listing(
+    stores: Stores, sizes: list[int], max_bytes: int, limit: int | None, reverse: bool
+) -> None:
+    with stores.fresh() as kv:
+        for index, size in enumerate(sizes):
+            kv.set(f"k/{index:02d}", b"x" * size)
+        listed: list[Entry] = []
+        cursor: str | None = None
+        while True:
+            page = kv.list("k/", limit=limit, cursor=cursor, reverse=reverse, max_bytes=max_bytes)
+            assert len(page) >= 1 or (not listed and not sizes)  # a page holds at least one entry
+            assert limit is None or len(page) <= limit
+            if len(page) > 1:
+                assert sum(e.size_bytes for e in page) <= max_bytes
+            if page.cursor is not None and (limit is None or len(page) < limit):
+                # it stopped for bytes: the next entry would not have fitted
+                following = kv.list("k/", limit=1, cursor=page.cursor, reverse=reverse)
+                assert sum(e.size_bytes for e in page) + following[0].size_bytes > max_bytes
+            listed.extend(page)
+            if page.cursor is None:
+                break
+            cursor = page.cursor
+        assert listed == kv.list("k/", reverse=reverse).entries
+
+
+def test_a_value_larger_than_max_bytes_is_a_page_of_its_own(kv: KVStore) -> None:
+    kv.set("a", b"x" * 5000)
+    kv.set("b", b"y" * 10)
+    first = kv.list(max_bytes=100)
+    assert first.keys == ["a"]
+    assert first.cursor is not None
+    rest = kv.list(max_bytes=100, cursor=first.cursor)
+    assert (rest.keys, rest.cursor) == (["b"], None)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "10", True])
+def test_max_bytes_must_be_a_positive_int(kv: KVStore, bad: object) -> None:
+    with pytest.raises(InvalidOptionsError):
+        kv.list(max_bytes=bad)  # type: ignore[arg-type]

@@ -879,14 +879,16 @@ class KVStoreMachine(RuleBasedStateMachine):
                 )
                 wrote = True
                 continue
-            stored = 0 if found is None else found.value
             operand = rest[0]
-            if type(stored) is not int:
-                refused = True
-                break
-            combined = (
-                stored + operand if kind == "sum" else min(stored, operand) if kind == "min" else max(stored, operand)
-            )
+            if found is None:
+                combined = operand  # a missing entry becomes the operand: 0 + operand, and Deno KV's min and max
+            else:
+                stored = found.value
+                if type(stored) is not int:
+                    refused = True
+                    break
+                pick = min if kind == "min" else max
+                combined = stored + operand if kind == "sum" else pick(stored, operand)
             if not -(2**63) <= combined < 2**63:
                 refused = True
                 break

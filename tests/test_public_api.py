@@ -80,6 +80,11 @@ def test_set_signature_is_the_documented_one() -> None:
 
 
 def test_store_methods_exist() -> None:
-    for method in ("set", "get", "get_many", "delete", "list", "namespace", "purge_expired", "close"):
+    for method in ("set", "get", "get_many", "delete", "list", "namespace", "purge_expired", "close", "iterate"):
         assert callable(getattr(KVStore, method)), method
     assert issubclass(KVStore, Namespace)
+    for method in ("mapping", "__getitem__", "__setitem__", "__delitem__", "__contains__", "__len__", "__iter__"):
+        assert callable(getattr(Namespace, method)), method
+    for method in ("backup", "export_jsonl", "import_jsonl"):  # store-wide: every namespace at once
+        assert callable(getattr(KVStore, method)), method
+        assert not hasattr(Namespace, method), method
