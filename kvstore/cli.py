@@ -1,94 +1,43 @@
 """The ``kvstore`` command: serve a store over HTTP, or read and write one from the shell.
 
-Every data command takes ``--db PATH`` and prints JSON on stdout. An error prints its problem-details
-JSON on stderr and exits 1; a set whose condition failed, or a delete that found nothing, prints its
-result and exits 3. Bytes print as base64 beside ``"encoding": "base64"``, as over HTTP.
+This module holds the group and ``serve``; the other commands live in ``kvstore._cli`` (``entries``: get, set,
+delete, list, count, delete-prefix, watch; ``store``: purge, info, migrate, backup, export, import), with what
+they share (``common``: the error contract, JSON output, opening --db) and the progress line (``progress``).
+Every data command takes ``--db`` and prints JSON on stdout; the exit codes are the group's help below.
 """
 
 from __future__ import annotations
 
-import base64
-import dataclasses
-import json
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import Any, BinaryIO, NoReturn
-
 try:
     import click
 except ImportError:  # the console script is installed with the package, click only with the cli extra
-    raise SystemExit('kvstore\'s command line needs the cli extra: pip install "kvstore[cli]"') from None
+    raise SystemExit(
+        'kvstore\'s command line needs the cli extra: pip install "stampkv[cli]" (in a checkout: pip install ".[cli]")'
+    ) from None
 
-from kvstore import Entry, KVError, KVStore, Namespace, Value
+from kvstore import ConfigurationError, __version__
 
-EXIT_ERROR = 1
-EXIT_NOT_DONE = 3
-
-
-class _NotFound(KVError):
-    status = 404
-    error_code = 3404
-    title = "Not found"
-    slug = "not-found"
+from ._cli import entries, store
+from ._cli.common import Group, NotStarted, db_option, fail
 
 
-def _fail(error: KVError, instance: str) -> NoReturn:
-    click.echo(json.dumps({"ok": False, "errors": [error.to_problem(instance=instance)]}), err=True)
-    sys.exit(EXIT_ERROR)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-def _print(data: Any) -> None:
-    click.echo(json.dumps(_jsonable(data), ensure_ascii=False))
-
-
-def _entry(entry: Entry) -> dict[str, Any]:
-    data = entry._asdict()
-    data["encoding"] = "base64" if isinstance(entry.value, bytes) else "json"
-    return data
-
-
-@contextmanager
-def _open(db: str) -> Iterator[KVStore]:
-    """Open the store; a KVError, on opening or inside the block, becomes a problem on stderr."""
-    try:
-        with KVStore(db) as kv:
-            yield kv
-    except KVError as error:
-        _fail(error, click.get_current_context().command_path)
-
-
-@contextmanager
-def _store(db: str, namespace: str | None) -> Iterator[Namespace]:
-    """The store's default namespace, or ``namespace``; errors as for ``_open``."""
-    with _open(db) as kv:
-        yield kv if namespace is None else kv.namespace(namespace)
-
-
-# A string, not a click.Path: a postgresql:// URL must reach KVStore as it was typed.
-db_option = click.option(
-    "--db", required=True, help="The database: a file path, or a postgresql:// URL (with the postgres extra)."
-)
-namespace_option = click.option("--namespace", "-n", default=None, help="A namespace (default: the default one).")
-
-
-@click.group()
-@click.version_option(package_name="kvstore")
+@click.group(cls=Group)
+@click.version_option(version=__version__)  # not package_name: the distribution is not named kvstore
 def main() -> None:
-    """kvstore: an embedded key-value store on SQLite (or PostgreSQL), from the shell or over HTTP."""
+    """kvstore: an embedded key-value store on SQLite (or PostgreSQL), from the shell or over HTTP.
+
+    Every command takes --db (a file path, or a postgresql:// URL); all but serve print JSON on stdout: one
+    document, or JSON Lines for list, watch and export. Only set, import and migrate create a database.
+
+    \b
+    Exit codes:
+      0    done
+      1    an error: its problem-details JSON {"ok": false, "errors": [...]} is on stderr
+      2    a usage error (a bad option, argument or VALUE): click's usage text is on stderr
+      3    not done: a set whose condition failed, a delete that found nothing (the result is on stdout)
+      130  interrupted (Ctrl-C)
+      141  stdout was closed by its reader (a pipe into head, say)
+    """
 
 
 @main.command()
@@ -103,180 +52,65 @@ def main() -> None:
     help="A bearer token, or TOKEN:STORE,STORE to limit it to those stores. Repeatable; without any, no auth.",
 )
 @click.option("--max-body-size", type=click.IntRange(1), default=None, help="Largest request body in bytes.")
-def serve(db: str, host: str, port: int, tokens: tuple[str, ...], max_body_size: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Worker processes; each opens its own store on the same --db (a file or PostgreSQL).",
+)
+@click.option("--access-log", is_flag=True, help="Log every request (off by default: it costs more than a get).")
+def serve(
+    db: str,
+    host: str,
+    port: int,
+    tokens: tuple[str, ...],
+    max_body_size: int | None,
+    workers: int,
+    access_log: bool,
+) -> None:
     """Serve the store at --db over HTTP: both seed APIs, with OpenAPI at /openapi.json."""
     try:
-        import uvicorn
-
-        from kvstore.server import DEFAULT_MAX_BODY_SIZE, Token, create_app
+        from kvstore.server import DEFAULT_MAX_BODY_SIZE, Token
+        from kvstore.server import serve as serve_http
     except ImportError as exc:
-        raise click.ClickException(f'serving needs the server extra: pip install "kvstore[server]" ({exc})') from exc
+        fail(ConfigurationError(f'serving needs the server extra: pip install "stampkv[server]" ({exc})'))
+    if db == ":memory:" and workers > 1:
+        raise click.UsageError("--workers > 1 needs a database file or PostgreSQL: each worker opens its own store")
     parsed = []
     for spec in tokens:
         secret, _, stores = spec.partition(":")
         parsed.append(Token(secret, frozenset(s for s in stores.split(",") if s) if stores else None))
     if not parsed:
         click.echo("warning: no --token given: anyone who can reach the port can read and write", err=True)
-    app = create_app(db, tokens=parsed or None, max_body_size=max_body_size or DEFAULT_MAX_BODY_SIZE)
-    uvicorn.run(app, host=host, port=port)
-
-
-@main.command()
-@db_option
-@namespace_option
-@click.argument("key")
-@click.option("--raw", is_flag=True, help="Print only the value: bytes and text as they are, JSON otherwise.")
-def get(db: str, namespace: str | None, key: str, raw: bool) -> None:
-    """Print the live entry at KEY as JSON; exit 1 with a not-found problem if there is none."""
-    with _store(db, namespace) as kv:
-        entry = kv.get(key)
-    if entry is None:
-        _fail(_NotFound(f"no live entry at key {key!r}"), click.get_current_context().command_path)
-    if not raw:
-        _print(_entry(entry))
-    elif isinstance(entry.value, bytes):
-        sys.stdout.buffer.write(entry.value)
-        sys.stdout.flush()
-    elif isinstance(entry.value, str):
-        click.echo(entry.value, nl=False)
-    else:
-        _print(entry.value)
-
-
-def _value(value: str | None, text: bool, file: BinaryIO | None) -> Value:
-    if file is not None:
-        return file.read()
-    if value is None:
-        raise click.UsageError("give a VALUE, or --file")
-    if text:
-        return value
+    limit = max_body_size or DEFAULT_MAX_BODY_SIZE
     try:
-        parsed: Value = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise click.UsageError(f"VALUE is not JSON ({exc}); pass --text to store it as text") from exc
-    return parsed
-
-
-@main.command(name="set")
-@db_option
-@namespace_option
-@click.argument("key")
-@click.argument("value", required=False)
-@click.option("--text", is_flag=True, help="Store VALUE as text rather than parse it as JSON.")
-@click.option("--file", type=click.File("rb"), default=None, help="Store the bytes of this file ('-': stdin).")
-@click.option("--expire-in", type=float, default=None, help="TTL in milliseconds (60000 to 31536000000).")
-@click.option("--expire-at", default=None, help="Expiry as an ISO 8601 date and time; UTC unless it has an offset.")
-@click.option("--refresh-on-access", is_flag=True, help="Each get pushes the expiry out again.")
-@click.option("--if-versionstamp", default=None, help="Write only if the entry is at this versionstamp.")
-@click.option("--if-not-exists", is_flag=True, help="Write only if no live entry exists.")
-@click.option("--no-overwrite", is_flag=True, help="Keep a live entry as it is (not an error).")
-@click.option("--metadata", default=None, help="A JSON object stored with the entry.")
-@click.option("--content-type", default=None, help="The value's content type.")
-def set_command(
-    db: str,
-    namespace: str | None,
-    key: str,
-    value: str | None,
-    text: bool,
-    file: BinaryIO | None,
-    expire_in: float | None,
-    expire_at: str | None,
-    refresh_on_access: bool,
-    if_versionstamp: str | None,
-    if_not_exists: bool,
-    no_overwrite: bool,
-    metadata: str | None,
-    content_type: str | None,
-) -> None:
-    """Write VALUE (JSON, or text with --text, or bytes with --file) at KEY; print the result as JSON."""
-    stored = _value(value, text, file)
-    try:
-        meta = None if metadata is None else json.loads(metadata)
-    except json.JSONDecodeError as exc:
-        raise click.UsageError(f"--metadata is not JSON: {exc}") from exc
-    try:
-        moment = None if expire_at is None else datetime.fromisoformat(expire_at)
-    except ValueError as exc:
-        raise click.UsageError(f"--expire-at is not an ISO 8601 date and time: {exc}") from exc
-    if moment is not None and moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    with _store(db, namespace) as kv:
-        result = kv.set(
-            key,
-            stored,
-            if_versionstamp=if_versionstamp,
-            if_not_exists=if_not_exists,
-            overwrite=not no_overwrite,
-            expire_in=expire_in,
-            expire_at=moment,
-            refresh_on_access=refresh_on_access,
-            metadata=meta,
-            content_type=content_type,
+        serve_http(
+            db, host=host, port=port, workers=workers, tokens=parsed or None, max_body_size=limit, access_log=access_log
         )
-    _print(result._asdict())
-    if not result.ok:
-        sys.exit(EXIT_NOT_DONE)
+    except SystemExit as exc:  # uvicorn exits 3 (1 with workers) when it cannot start: the port is taken, say
+        if exc.code not in (0, None):
+            fail(NotStarted(f"the server did not start on {host}:{port} (uvicorn exited {exc.code}; its log says why)"))
+        raise
 
 
-@main.command()
-@db_option
-@namespace_option
-@click.argument("key")
-@click.option("--if-versionstamp", default=None, help="Delete only if the entry is at this versionstamp.")
-def delete(db: str, namespace: str | None, key: str, if_versionstamp: str | None) -> None:
-    """Delete the live entry at KEY; print {"deleted": true|false} (exit 3 when nothing was deleted)."""
-    with _store(db, namespace) as kv:
-        deleted = kv.delete(key, if_versionstamp=if_versionstamp)
-    _print({"deleted": deleted})
-    if not deleted:
-        sys.exit(EXIT_NOT_DONE)
-
-
-@main.command(name="list")
-@db_option
-@namespace_option
-@click.argument("prefix", default="")
-@click.option("--limit", type=click.IntRange(1), default=None, help="At most this many entries.")
-@click.option("--cursor", default=None, help="Continue after the page that returned this cursor.")
-@click.option("--reverse", is_flag=True, help="Descending key order.")
-@click.option("--keys-only", is_flag=True, help="Print only the keys.")
-def list_command(
-    db: str, namespace: str | None, prefix: str, limit: int | None, cursor: str | None, reverse: bool, keys_only: bool
-) -> None:
-    """Print the live entries under PREFIX as JSON: {"entries": [...], "cursor": ...}."""
-    entries: list[Any]
-    with _store(db, namespace) as kv:
-        if keys_only:  # no value is read
-            keys = kv.list_keys(prefix, limit=limit, cursor=cursor, reverse=reverse)
-            entries, next_cursor = keys.keys, keys.cursor
-        else:
-            page = kv.list(prefix, limit=limit, cursor=cursor, reverse=reverse)
-            entries, next_cursor = [_entry(e) for e in page], page.cursor
-    _print({"entries": entries, "cursor": next_cursor})
-
-
-@main.command()
-@db_option
-def purge(db: str) -> None:
-    """Delete every expired entry now; print {"purged": N}."""
-    with _open(db) as kv:
-        _print({"purged": kv.purge_expired()})
-
-
-@main.command()
-@db_option
-def info(db: str) -> None:
-    """Print figures about the database as JSON: entries, namespaces, schema revision, size."""
-    with _open(db) as kv:
-        _print(dataclasses.asdict(kv.info()))
-
-
-@main.command()
-@db_option
-def migrate(db: str) -> None:
-    """Create the database, or upgrade its schema to this version of kvstore; print the schema revision."""
-    with _open(db) as kv:  # opening a store creates or upgrades its schema
-        _print({"schema_revision": kv.info().schema_revision})
+for _command in (
+    entries.get,
+    entries.set_command,
+    entries.delete,
+    entries.list_command,
+    entries.count,
+    entries.delete_prefix,
+    entries.watch,
+    store.purge,
+    store.info,
+    store.migrate,
+    store.backup,
+    store.export_command,
+    store.import_command,
+):
+    main.add_command(_command)
+del _command
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import shlex
 import subprocess
@@ -19,6 +20,7 @@ from ulid import ULID
 from kvstore import AtomicReusedError, ForkedStoreError, KVStore, Namespace, StoreClosedError, UsageError
 from kvstore._migrate import HEAD
 from kvstore.cli import main
+from kvstore.server._serve import ENVIRONMENT
 
 from .test_server import serve
 
@@ -121,40 +123,17 @@ def test_errors_are_problems_on_stderr(db: str, tmp_path: Path) -> None:
     assert "--text" in usage.stderr
 
 
-def test_delete_and_list(db: str) -> None:
-    for i in range(5):
-        out(run("set", "--db", db, f"p/{i}", str(i)))
-    out(run("set", "--db", db, "-n", "other", "p/9", "9"))
-    page = out(run("list", "--db", db, "p/", "--limit", "3"))
-    assert [e["key"] for e in page["entries"]] == ["p/0", "p/1", "p/2"]
-    rest = out(run("list", "--db", db, "p/", "--limit", "3", "--cursor", page["cursor"], "--keys-only"))
-    assert rest == {"entries": ["p/3", "p/4"], "cursor": None}
-    assert out(run("list", "--db", db, "--reverse", "--keys-only"))["entries"][0] == "p/4"
-    assert out(run("list", "--db", db, "-n", "other", "--keys-only"))["entries"] == ["p/9"]
+def test_delete(db: str) -> None:
+    """(``list`` has tests of its own: tests/test_cli_list.py.)"""
+    out(run("set", "--db", db, "p/0", "0"))
     assert out(run("delete", "--db", db, "p/0")) == {"deleted": True}
     gone = run("delete", "--db", db, "p/0")
     assert gone.exit_code == 3
     assert json.loads(gone.stdout) == {"deleted": False}
 
 
-def test_keys_only_lists_keys_without_reading_values(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for i in range(5):
-        out(run("set", "--db", db, f"p/{i}", json.dumps({"blob": "x" * 100, "i": i})))
-    full = out(run("list", "--db", db, "p/", "--limit", "3"))
-
-    def refuse(*_args: object, **_kwargs: object) -> None:
-        raise AssertionError("--keys-only must not read values through list")
-
-    monkeypatch.setattr(Namespace, "list", refuse)
-    first = out(run("list", "--db", db, "p/", "--limit", "3", "--keys-only"))
-    assert first == {"entries": [e["key"] for e in full["entries"]], "cursor": full["cursor"]}
-    rest = out(run("list", "--db", db, "p/", "--limit", "3", "--cursor", first["cursor"], "--keys-only"))
-    assert rest == {"entries": ["p/3", "p/4"], "cursor": None}
-    backwards = out(run("list", "--db", db, "p/", "--reverse", "--keys-only"))
-    assert backwards == {"entries": ["p/4", "p/3", "p/2", "p/1", "p/0"], "cursor": None}
-
-
 def test_usage_errors_are_problems_with_their_own_status(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    out(run("migrate", "--db", db))  # a read needs a database that exists
     for cls, status, code in (
         (UsageError, 409, 1300),
         (StoreClosedError, 503, 1301),
@@ -183,17 +162,27 @@ def test_purge_info_and_migrate(db: str) -> None:
     assert out(run("info", "--db", db))["expired"] == 0
 
 
-def test_serve_parses_tokens_and_limits(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _capture_uvicorn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Stand in for uvicorn.run; what it was given, and the app its factory builds, land in the dict."""
     captured: dict[str, Any] = {}
 
-    def fake_run(app: Any, host: str, port: int) -> None:
-        captured.update(app=app, host=host, port=port)
+    def fake_run(app: str, **options: Any) -> None:
+        module, _, name = app.partition(":")
+        captured.update(options, import_string=app)
+        captured["app"] = getattr(importlib.import_module(module), name)()  # what each worker builds
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
+    monkeypatch.delenv(ENVIRONMENT, raising=False)  # serve sets it: undone after the test
+    return captured
+
+
+def test_serve_parses_tokens_and_limits(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    captured = _capture_uvicorn(monkeypatch)
     store = str(ULID())
     result = run("serve", "--db", db, "--token", "wide", "--token", f"narrow:{store},user", "--max-body-size", "100")
     assert result.exit_code == 0
-    assert (captured["host"], captured["port"]) == ("127.0.0.1", 8901)
+    assert (captured["host"], captured["port"], captured["workers"]) == ("127.0.0.1", 8901, 1)
+    assert (captured["factory"], captured["access_log"]) == (True, False)
     with serve(captured["app"]) as url, httpx.Client(base_url=url) as http:
         assert http.put(
             f"/store/{store}/kv/k", json={"value": 1}, headers={"Authorization": "Bearer narrow"}
@@ -206,6 +195,16 @@ def test_serve_parses_tokens_and_limits(db: str, monkeypatch: pytest.MonkeyPatch
         assert big.status_code == 413
     assert "warning" not in result.stderr
     assert "no --token" in run("serve", "--db", db).stderr
+
+
+def test_serve_passes_workers_and_the_access_log_to_uvicorn(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    captured = _capture_uvicorn(monkeypatch)
+    assert run("serve", "--db", db, "--workers", "3", "--access-log", "--token", "t").exit_code == 0
+    assert (captured["workers"], captured["access_log"]) == (3, True)
+    assert captured["import_string"] == "kvstore.server._serve:app_from_environment"
+    refused = CliRunner().invoke(main, ["serve", "--db", ":memory:", "--workers", "2"])
+    assert refused.exit_code == 2
+    assert "--workers > 1 needs a database file" in refused.stderr
 
 
 def test_serve_runs_for_real(db: str) -> None:
@@ -227,6 +226,32 @@ def test_serve_runs_for_real(db: str) -> None:
             server.wait(30)
 
 
+def test_serve_with_workers_runs_processes_that_share_one_database(db: str) -> None:
+    command = [sys.executable, "-m", "kvstore.cli", "serve", "--db", db, "--port", "0", "--workers", "2"]
+    with subprocess.Popen([*command, "--token", "t"], stderr=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stderr is not None
+            url, workers = None, set()
+            for line in server.stderr:  # the supervisor says where it listens; each worker, when it is up
+                if "Uvicorn running on" in line:
+                    url = line.split("Uvicorn running on ")[1].split()[0]
+                elif "Started server process [" in line:
+                    workers.add(int(line.split("[")[1].split("]")[0]))
+                elif "Application startup complete" in line and len(workers) == 2:
+                    break
+            assert url is not None, "the server exited before listening"
+            assert len(workers) == 2  # two processes, each with its own store
+            assert server.pid not in workers
+            auth = {"Authorization": "Bearer t"}
+            for i in range(20):  # a connection each: the workers share them out
+                assert httpx.put(f"{url}/kv/user/w{i}", json={"value": i}, headers=auth).status_code == 200
+            for i in range(20):  # whichever worker answers reads what the other wrote
+                assert httpx.get(f"{url}/kv/user/w{i}", headers=auth).json()["data"]["value"] == i
+        finally:
+            server.terminate()
+            server.wait(30)
+
+
 def test_the_readme_command_line_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
@@ -237,13 +262,12 @@ def test_the_readme_command_line_example_runs(tmp_path: Path, monkeypatch: pytes
     for args in lines:
         result = run(*args)
         assert result.exit_code == 0, (args, result.stderr)
-        json.loads(result.stdout)
+        assert [json.loads(line) for line in result.stdout.splitlines()]  # a document, or JSON Lines
     assert out(run("get", "--db", "app.db", "products/1"))["metadata"] == {"schema": "v1"}
 
 
 def test_tokens_can_come_from_the_environment(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    captured: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port: captured.update(app=app))
+    captured = _capture_uvicorn(monkeypatch)
     result = CliRunner(env={"KVSTORE_TOKENS": "first second:user"}).invoke(main, ["serve", "--db", db])
     assert result.exit_code == 0
     first, second = {"Authorization": "Bearer first"}, {"Authorization": "Bearer second"}
@@ -258,5 +282,5 @@ def test_without_the_cli_extra_the_script_says_what_to_install() -> None:
     script = "import sys; sys.modules['click'] = None; import kvstore.cli"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 1
-    assert 'pip install "kvstore[cli]"' in done.stderr
+    assert 'pip install "stampkv[cli]"' in done.stderr
     assert "Traceback" not in done.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from starlette.requests import Request
@@ -21,7 +21,7 @@ from ._models import (
 )
 from ._problems import NotFound
 from ._values import from_request, to_response
-from ._views import Views, json_response
+from ._views import Views, json_response, off_loop
 
 EntityParam = Annotated[KVEntity, Path(description="Entity namespace (user or event)")]
 KeyParam = Annotated[
@@ -30,14 +30,65 @@ KeyParam = Annotated[
 ]
 
 
-def _content_type(body: StoreValueRequest, request: Request) -> str | None:
+def _content_type(body: StoreValueRequest, header: str) -> str | None:
     """The body's content_type, else a Content-Type header other than the envelope's plain application/json."""
     if body.content_type is not None:
         return body.content_type
-    header = request.headers.get("content-type", "").strip()
+    header = header.strip()
     if not header or header.split(";")[0].strip().lower() == "application/json":
         return None
     return header
+
+
+async def store_value_answer(
+    views: Views, entity: KVEntity, key: str, body: StoreValueRequest, value: Any, content_type: str
+) -> Response:
+    """StoreValue on validated parameters: the body, the value to store, and the request's Content-Type."""
+    kv = await views.get(entity.value)
+    result = await kv.set(
+        key,
+        value,
+        expire_in=None if body.ttl is None else body.ttl * 1000,
+        metadata=body.metadata,
+        content_type=_content_type(body, content_type),
+    )
+    assert result.versionstamp is not None  # an unconditional set always commits
+    data = StoreValueData(
+        entity=entity,
+        key=key,
+        created=result.created,
+        expires_at=result.expires_at,
+        content_type=result.content_type,
+        size_bytes=result.size_bytes,
+        versionstamp=result.versionstamp,
+    )
+    return json_response(StoreValueResponse(ok=True, data=data))
+
+
+async def get_value_answer(views: Views, entity: KVEntity, key: str) -> Response:
+    """GetValue on validated parameters."""
+    entry = await (await views.get(entity.value)).get(key)
+    if entry is None:
+        raise NotFound(f"no live entry at key {key!r} for entity {entity.value}")
+
+    def answer() -> Response:
+        value, encoding = to_response(entry.value)
+        data = EntityEntry(
+            entity=entity,
+            key=entry.key,
+            value=value,
+            encoding=encoding,
+            versionstamp=entry.versionstamp,
+            metadata=entry.metadata,
+            content_type=entry.content_type,
+            size_bytes=entry.size_bytes,
+            created_at=entry.created_at,
+            updated_at=entry.updated_at,
+            expires_at=entry.expires_at,
+        )
+        return json_response(EntityEntryResponse(ok=True, data=data))
+
+    return await off_loop(entry.size_bytes, answer)
 
 
 def entity_routes(router: APIRouter, views: Views) -> None:
@@ -58,25 +109,8 @@ def entity_routes(router: APIRouter, views: Views) -> None:
         a JSON type other than plain ``application/json`` (such as ``application/vnd.acme.user+json``), else
         the default for the value. Bytes travel as base64 with ``"encoding": "base64"``.
         """
-        kv = await views.get(entity.value)
-        result = await kv.set(
-            key,
-            from_request(body.value, body.encoding),
-            expire_in=None if body.ttl is None else body.ttl * 1000,
-            metadata=body.metadata,
-            content_type=_content_type(body, request),
-        )
-        assert result.versionstamp is not None  # an unconditional set always commits
-        data = StoreValueData(
-            entity=entity,
-            key=key,
-            created=result.created,
-            expires_at=result.expires_at,
-            content_type=result.content_type,
-            size_bytes=result.size_bytes,
-            versionstamp=result.versionstamp,
-        )
-        return json_response(StoreValueResponse(ok=True, data=data))
+        value = from_request(body.value, body.encoding)
+        return await store_value_answer(views, entity, key, body, value, request.headers.get("content-type", ""))
 
     @router.get(
         "/kv/{entity}/{key}",
@@ -88,24 +122,7 @@ def entity_routes(router: APIRouter, views: Views) -> None:
     )
     async def get_value(entity: EntityParam, key: KeyParam) -> Response:
         """The live entry at ``key``, or 404."""
-        entry = await (await views.get(entity.value)).get(key)
-        if entry is None:
-            raise NotFound(f"no live entry at key {key!r} for entity {entity.value}")
-        value, encoding = to_response(entry.value)
-        data = EntityEntry(
-            entity=entity,
-            key=entry.key,
-            value=value,
-            encoding=encoding,
-            versionstamp=entry.versionstamp,
-            metadata=entry.metadata,
-            content_type=entry.content_type,
-            size_bytes=entry.size_bytes,
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-            expires_at=entry.expires_at,
-        )
-        return json_response(EntityEntryResponse(ok=True, data=data))
+        return await get_value_answer(views, entity, key)
 
     @router.delete(
         "/kv/{entity}/{key}",

@@ -3,25 +3,29 @@
 Both run in the route class, so a router included in someone else's app keeps them, and its errors
 render as problems whatever that app's exception handlers do. The body is read here from the ASGI
 ``receive`` stream, chunk by chunk: a declared Content-Length over the limit is refused before any byte
-is read, and a streamed body is refused as soon as its count passes the limit, never read whole.
+is read, and a streamed body is refused as soon as its count passes the limit, never read whole. A large
+body holds its share of the byte budget (``_budget``) until its request is answered.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message
+from starlette.types import Message, Receive
 from ulid import ULID
 
-from ._problems import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, problem_response
+from ._budget import LARGE_BODY, BodyBudget
+from ._problems import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, answered
 
 _CHALLENGE = 'Bearer realm="kvstore"'
+LARGE = "kvstore.large_body"  # set in the scope of a request whose body took a share of the budget
 
 
 def canonical_store(name: str) -> str:
@@ -47,13 +51,19 @@ class Token:
 
 
 class Guard:
-    """Checks a request's token against the configured ones and reads its body within the limit."""
+    """Checks a request's token against the configured ones and reads its body within the limit and budget."""
 
-    def __init__(self, tokens: Iterable[Token | str] | None, max_body_size: int) -> None:
+    def __init__(
+        self, tokens: Iterable[Token | str] | None, max_body_size: int, body_budget: int | None = None
+    ) -> None:
         if type(max_body_size) is not int or max_body_size < 1:
             raise ValueError(f"max_body_size must be a positive int, got {max_body_size!r}")
+        budget = 2 * max(max_body_size, LARGE_BODY) if body_budget is None else body_budget
+        if type(budget) is not int or budget < max_body_size:
+            raise ValueError(f"body_budget must be an int of at least max_body_size, got {body_budget!r}")
         self.tokens = None if tokens is None else [t if isinstance(t, Token) else Token(t) for t in tokens]
         self.max_body_size = max_body_size
+        self.budget = BodyBudget(budget)
 
     def authorize(self, request: Request) -> None:
         """Raise Unauthorized (401) or Forbidden (403) unless the request may go on."""
@@ -76,33 +86,57 @@ class Guard:
         if match.stores is not None and (store is None or canonical_store(str(store)) not in match.stores):
             raise Forbidden(f"this token may not reach store {store!r}")
 
-    async def read_body(self, request: Request) -> Request:
-        """Read the body within the limit; return a request that replays it to the handler."""
+    @asynccontextmanager
+    async def body(self, request: Request) -> AsyncIterator[bytes]:
+        """The request's body, read within the limit; a large one holds its share of the budget meanwhile."""
         declared = request.headers.get("content-length")
+        reserved = 0
         if declared is not None:
             if not declared.isdigit():
                 raise BadRequest(f"Content-Length {declared!r} is not a number of bytes")
             if int(declared) > self.max_body_size:
                 raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {self.max_body_size}")
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_size:
-                raise PayloadTooLarge(f"the body is over the limit of {self.max_body_size} bytes")
-            chunks.append(chunk)
-        body = b"".join(chunks)
-        replayed = False
-        receive = request.receive
+            if int(declared) > LARGE_BODY:
+                await self.budget.acquire(int(declared))
+                reserved = int(declared)
+                request.scope[LARGE] = True
+        try:
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > self.max_body_size:
+                    raise PayloadTooLarge(f"the body is over the limit of {self.max_body_size} bytes")
+                if size > LARGE_BODY and not reserved:  # streamed, or longer than declared
+                    await self.budget.acquire(self.max_body_size)
+                    reserved = self.max_body_size  # only once it is held: a refused wait gives nothing back
+                    request.scope[LARGE] = True
+                chunks.append(chunk)
+            chunks[:] = [b"".join(chunks)]
+            yield chunks.pop()  # kept by no frame here: the caller decides how long the body lives
+        finally:
+            if reserved:
+                self.budget.release(reserved)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+    @asynccontextmanager
+    async def read_body(self, request: Request) -> AsyncIterator[Request]:
+        """Read the body within the limit and budget; yield a request that replays it to the handler."""
+        async with self.body(request) as body:
+            yield Request(request.scope, replaying(body, request.receive))
 
-        return Request(request.scope, replay)
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """An ASGI ``receive`` that hands out ``body`` (already read) first, then defers to ``receive``."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
 
 
 def guarded_route(guard: Guard) -> type[APIRoute]:
@@ -115,9 +149,13 @@ def guarded_route(guard: Guard) -> type[APIRoute]:
             async def guarded(request: Request) -> Response:
                 try:
                     guard.authorize(request)
-                    return await handler(await guard.read_body(request))
+                    async with guard.read_body(request) as replayed:
+                        return await handler(replayed)
                 except Exception as exc:
-                    return problem_response(exc, request)
+                    return answered(exc, request)
+                finally:
+                    if LARGE in request.scope:
+                        guard.budget.trim()
 
             return guarded
 

@@ -99,6 +99,22 @@ def problem_response(exc: BaseException, request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=problems[0].status, headers=headers)
 
 
+def answered(exc: BaseException, request: Request) -> JSONResponse:
+    """``problem_response``, for an error that goes no further: its tracebacks are dropped once it is rendered.
+
+    An error raised across threads (an AsyncKVStore write) sits in a reference cycle: its traceback holds
+    the frames that set it on a future, which holds it. Until the cyclic collector ran, those frames kept
+    the request's value alive: 16 concurrent refused 23 MB PUTs grew the process to 885 MiB; dropping the
+    tracebacks frees them at once (314 MiB, the client's memory included).
+    """
+    response = problem_response(exc, request)
+    seen: BaseException | None = exc
+    while seen is not None:
+        seen.__traceback__ = None
+        seen = seen.__cause__ or seen.__context__
+    return response
+
+
 async def problem_handler(request: Request, exc: Exception) -> JSONResponse:
     """An exception handler for a Starlette or FastAPI app."""
     return problem_response(exc, request)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
@@ -13,8 +14,10 @@ from kvstore import Entry, InvalidNamespaceError
 from ._models import DeleteKVResponse, KVEntry, ListKVResponse, SetKVRequest, SetKVResponse, problem_responses
 from ._problems import ConditionFailed, NotFound
 from ._values import from_request, to_response
-from ._views import Views, json_response
+from ._views import Views, json_response, off_loop
 
+# A listing page stops once its values reach this: ten 24 MB entries would otherwise be one 700 MB answer.
+LIST_PAGE_BYTES: Final = 4 * 1024 * 1024
 ULID_PATTERN = "^[0-7][0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{25}$"
 StoreParam = Annotated[
     str,
@@ -28,6 +31,8 @@ KeyParam = Annotated[str, Path(description="The key to set data (products/123)")
 VersionstampQuery = Annotated[str | None, Query(description="Only delete if the current versionstamp matches")]
 
 
+# Cached: parsing a ULID costs 14 us a request, a cache hit 0.3 us; a service sees the same stores again and again.
+@functools.lru_cache(maxsize=4096)
 def _namespace(store: str) -> str:
     try:
         return str(ULID.from_str(store))
@@ -51,6 +56,33 @@ def _entry(entry: Entry) -> KVEntry:
     )
 
 
+async def set_kv_answer(views: Views, store: str, key: str, body: SetKVRequest, value: Any) -> Response:
+    """SetKV on validated parameters: the body, and the value to store (``from_request`` of its value)."""
+    options = body.options
+    kv = await views.get(_namespace(store))
+    result = await kv.set(
+        key,
+        value,
+        if_versionstamp=None if options is None else options.ifVersionstamp,
+        if_not_exists=False if options is None else options.ifNotExists,
+        overwrite=True if options is None else options.overwrite,
+        expire_in=None if options is None else options.expireIn,
+        expire_at=None if options is None else options.expireAt,
+        refresh_on_access=False if options is None else options.refreshOnAccess,
+        metadata=None if options is None else options.metadata,
+    )
+    response = SetKVResponse(versionstamp=result.versionstamp, committed=result.committed, ok=result.ok)
+    return json_response(response, exclude_none=True)
+
+
+async def get_kv_answer(views: Views, store: str, key: str) -> Response:
+    """GetKV on validated parameters."""
+    entry = await (await views.get(_namespace(store))).get(key)
+    if entry is None:
+        raise NotFound(f"no live entry at key {key!r} in store {store}")
+    return await off_loop(entry.size_bytes, lambda: json_response(_entry(entry)))
+
+
 def store_routes(router: APIRouter, views: Views) -> None:
     """Add the store API's routes to ``router``."""
 
@@ -64,21 +96,7 @@ def store_routes(router: APIRouter, views: Views) -> None:
     )
     async def set_kv(store: StoreParam, key: KeyParam, body: SetKVRequest) -> Response:
         """Write the value; a failed ``ifVersionstamp``/``ifNotExists`` is a 200 with ``ok: false``."""
-        options = body.options
-        kv = await views.get(_namespace(store))
-        result = await kv.set(
-            key,
-            from_request(body.value, body.encoding),
-            if_versionstamp=None if options is None else options.ifVersionstamp,
-            if_not_exists=False if options is None else options.ifNotExists,
-            overwrite=True if options is None else options.overwrite,
-            expire_in=None if options is None else options.expireIn,
-            expire_at=None if options is None else options.expireAt,
-            refresh_on_access=False if options is None else options.refreshOnAccess,
-            metadata=None if options is None else options.metadata,
-        )
-        response = SetKVResponse(versionstamp=result.versionstamp, committed=result.committed, ok=result.ok)
-        return json_response(response, exclude_none=True)
+        return await set_kv_answer(views, store, key, body, from_request(body.value, body.encoding))
 
     @router.get(
         "/store/{store}/kv/{key:path}",
@@ -90,10 +108,7 @@ def store_routes(router: APIRouter, views: Views) -> None:
     )
     async def get_kv(store: StoreParam, key: KeyParam) -> Response:
         """The live entry at ``key``, or 404."""
-        entry = await (await views.get(_namespace(store))).get(key)
-        if entry is None:
-            raise NotFound(f"no live entry at key {key!r} in store {store}")
-        return json_response(_entry(entry))
+        return await get_kv_answer(views, store, key)
 
     @router.delete(
         "/store/{store}/kv/{key:path}",
@@ -137,6 +152,11 @@ def store_routes(router: APIRouter, views: Views) -> None:
         cursor: Annotated[str | None, Query(description="The cursor of the previous page")] = None,
         reverse: Annotated[bool, Query(description="Descending key order")] = False,
     ) -> Response:
-        """Live entries in key order, a page at a time."""
-        page = await (await views.get(_namespace(store))).list(prefix, limit=limit, cursor=cursor, reverse=reverse)
-        return json_response(ListKVResponse(entries=[_entry(e) for e in page], cursor=page.cursor))
+        """Live entries in key order, a page at a time: at most ``limit`` entries, and no more than fit in 4 MiB
+        of stored values (a page always holds one entry, however large); follow ``cursor`` for the rest."""
+        kv = await views.get(_namespace(store))
+        page = await kv.list(prefix, limit=limit, cursor=cursor, reverse=reverse, max_bytes=LIST_PAGE_BYTES)
+        size = sum(entry.size_bytes for entry in page)
+        return await off_loop(
+            size, lambda: json_response(ListKVResponse(entries=[_entry(e) for e in page], cursor=page.cursor))
+        )
