@@ -57,7 +57,7 @@ def write_chart(data: dict[str, Any], path: Path) -> None:
     for target in judged:
         value, limit = target["value"], target["limit"]
         # Normalised so that 1.0 is the limit and below 1.0 passes, whichever way the target points.
-        score = (limit / value if value else float("inf")) if target["comparison"] == ">=" else value / limit
+        score = (limit / value if value else float("inf")) if target["comparison"] in (">=", ">") else value / limit
         labels.append(target["id"])
         scores.append(min(score, 10.0))
         colors.append("#2ca02c" if target["pass"] else "#d62728")

@@ -102,7 +102,8 @@ def machine_info(workdir: Path) -> dict[str, Any]:
         "workdir": str(workdir),
         "workdir_filesystem": _filesystem(workdir),
         "packages": {
-            name: _version(name) for name in ("kvstore", "msgpack", "diskcache", "sqlitedict", "redis", "matplotlib")
+            "kvstore": _version("stampkv"),  # kvstore's distribution; "kvstore" on the index is another project
+            **{name: _version(name) for name in ("msgpack", "diskcache", "sqlitedict", "redis", "matplotlib")},
         },
     }
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from _http import http_section, http_targets
 from _peers import LABELS, NAMES
 from _postgres import LIMIT as POSTGRES_LIMIT
 from _postgres import postgres_section, postgres_targets
+from _report_concurrency import concurrency_section, concurrency_targets
 from _report_parts import extra_sections, fmt_us, header
 
 Data = dict[str, Any]
@@ -98,6 +100,8 @@ def evaluate_targets(data: Data) -> list[dict[str, Any]]:
             {"id": ident, "target": text, "unit": "x raw psycopg", "comparison": "<=", "limit": POSTGRES_LIMIT,
              "value": ratio, "pass": None if ratio is None else ratio <= POSTGRES_LIMIT}
         )  # fmt: skip
+    judged += http_targets(data)
+    judged += concurrency_targets(data)
     return judged
 
 
@@ -203,4 +207,6 @@ def render_markdown(data: Data) -> str:
     ]
     lines += extra_sections(data)
     lines += postgres_section(data)
+    lines += http_section(data)
+    lines += concurrency_section(data)
     return "\n".join(lines) + "\n"

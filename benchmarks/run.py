@@ -4,6 +4,10 @@ Measures kvstore against raw sqlite3 (kvstore's own statements, schema and pragm
 diskcache, sqlitedict and Redis (when one answers) in one run, then writes results.json, results.md
 (every result with its ratios, and the targets of issue 4 with PASS / FAIL) and results.png to the
 output directory. Progress goes to stderr, a line per scenario.
+
+Each part runs in a fresh interpreter of its own (this script again, told which part by a state file), and
+hands its results back as JSON: what one part leaves behind (memory, threads, caches, the collector's
+generations) cannot slow the parts after it, so a full run measures each part as a run of that part alone.
 """
 
 from __future__ import annotations
@@ -22,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from _coldstart import run_cold_start
+from _concurrency import LARGE_ITEMS, run_concurrency
+from _concurrency import STEPS as CONCURRENCY_STEPS
 from _concurrent import run_concurrent
 from _config import Sizes, make_workload, sizes_for
-from _machine import load_average, machine_info, redis_server_version
+from _http import run_http
+from _machine import machine_info, redis_server_version
+from _parts import Context, Part, Progress, in_subprocess, merge, run_part
 from _peers import LABELS, NAMES, Peer, location, make_peer, unavailable
 from _postgres import run_postgres
 from _postgres import unavailable as postgres_unavailable
@@ -34,27 +42,9 @@ from _rss import run_rss
 from _scale import run_purge, run_scale
 from _scenarios import SCENARIOS, run_scenario
 
-PARTS = ("ops", "concurrent", "cold", "scale", "purge", "rss", "postgres")
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REQUIRES = {"cold": "ops", "rss": "scale"}  # cold start opens the ops databases; RSS lists the big scale store
-
-
-class Progress:
-    """One line per step on stderr, with the step number and the time since the run began."""
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.step = 0
-        self.begin = time.perf_counter()
-        self.loads = [load_average()]  # sampled after each step: shows whether other work shared the machine
-
-    def __call__(self, line: str) -> None:
-        print(f"[{time.perf_counter() - self.begin:6.1f} s] {line}", file=sys.stderr, flush=True)
-
-    def done(self, title: str, detail: str, took: float) -> None:
-        self.step += 1
-        self.loads.append(load_average())
-        self(f"({self.step}/{self.steps}) {title}: {detail} ({took:.1f} s)")
+Data = dict[str, Any]
 
 
 def _summary(results: dict[str, Any], skipped: dict[str, str]) -> str:
@@ -94,11 +84,109 @@ def _run_ops(
             peer.close()
 
 
+def _part_ops(ctx: Context) -> Data:
+    data: Data = {"scenarios": {}, "notes": []}
+    redis, prefix = ctx.redis or "", ctx.prefix + "ops:"
+    _run_ops(data, ctx.names, ctx.workdir / "ops", redis, prefix, ctx.sizes, ctx.args.seed, ctx.progress)
+    return data
+
+
+def _part_cold(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    targets = {name: location(name, ctx.workdir / "ops", "") for name in ctx.names if name != "redis"}
+    cold = run_cold_start(targets, make_workload(ctx.sizes, ctx.args.seed).keys[0], ctx.sizes.cold_runs)
+    detail = " | ".join(f"{LABELS.get(n, n)} {r['in_process_ms']:.1f} ms" for n, r in cold["results"].items())
+    ctx.progress.done("cold start (import + open + get)", detail, time.perf_counter() - begin)
+    return {"cold_start": cold}
+
+
+def _part_concurrent(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    result = run_concurrent(ctx.names, ctx.workdir / "concurrent", ctx.redis or "", ctx.prefix + "writers:", ctx.sizes)
+    detail = " | ".join(f"{LABELS[n]} {r['items_per_s']:,.0f} sets/s" for n, r in result["results"].items())
+    ctx.progress.done(result["title"], detail, time.perf_counter() - begin)
+    return {"scenarios": {"writers_4": result}}
+
+
+def _part_scale(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    scale, big_path = run_scale(ctx.workdir, ctx.sizes, ctx.args.seed, ctx.progress)
+    ctx.progress.done(
+        f"scale {ctx.sizes.scale_small:,} vs {ctx.sizes.scale_big:,} entries",
+        f"get ratio {scale['get']['ratio']:.2f} | set ratio {scale['set']['ratio']:.2f}",
+        time.perf_counter() - begin,
+    )
+    return {"scale": scale, "carry": {"big_path": big_path}}
+
+
+def _part_rss(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    rss = run_rss(ctx.carry["big_path"], ctx.sizes.scale_big, ctx.sizes.rss_page)
+    ctx.progress.done(f"RSS listing {ctx.sizes.scale_big:,} entries", f"growth {rss['growth']:+.1%}",
+                      time.perf_counter() - begin)  # fmt: skip
+    return {"rss": rss}
+
+
+def _part_postgres(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    why = postgres_unavailable(ctx.args.postgres)
+    if why is None:
+        data: Data = {"postgres": run_postgres(ctx.args.postgres, ctx.sizes, ctx.args.seed, ctx.progress)}
+        ratios = data["postgres"]["scenarios"].values()
+        detail = " | ".join(f"{r['title']} {r['ratio']:.2f}x" for r in ratios if r["ratio"] is not None)
+    else:
+        data = {"postgres_skipped": why}
+        detail = why
+    ctx.progress.done("PostgreSQL: kvstore ÷ raw psycopg", detail, time.perf_counter() - begin)
+    return data
+
+
+def _part_purge(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    purge = run_purge(ctx.workdir, ctx.sizes, ctx.args.seed, ctx.progress)
+    ctx.progress.done(
+        f"purge_expired of {ctx.sizes.purge_rows:,} rows",
+        f"{purge['seconds']:.2f} s; reader p99 {fmt_us(purge['reader_during']['p99_us'])}",
+        time.perf_counter() - begin,
+    )
+    return {"purge": purge}
+
+
+def _part_concurrency(ctx: Context) -> Data:
+    result = run_concurrency(
+        ctx.workdir / "concurrency", ctx.args.postgres, quick=ctx.args.quick, large_items=ctx.args.large_items,
+        seed=ctx.args.seed, progress=ctx.progress,
+    )  # fmt: skip
+    return {"concurrency": result}
+
+
+def _part_http(ctx: Context) -> Data:
+    begin = time.perf_counter()
+    result = run_http(ctx.workdir / "http", ctx.args.quick, ctx.args.http_workers, ctx.progress, ctx.args.large_items)
+    detail = " | ".join(f"{r['method']} x{r['connections']} {r['ratio']:.2f}x" for r in result["runs"].values())
+    ctx.progress.done("HTTP: kvstore serve ÷ a trivial FastAPI app (issue 15)", detail, time.perf_counter() - begin)
+    return {"http": result}
+
+
+# Every part, in the order a run runs them, each in a process of its own (see _parts).
+PARTS: dict[str, Part] = {
+    "ops": _part_ops,
+    "cold": _part_cold,
+    "concurrent": _part_concurrent,
+    "scale": _part_scale,
+    "rss": _part_rss,
+    "postgres": _part_postgres,
+    "purge": _part_purge,
+    "concurrency": _part_concurrency,
+    "http": _part_http,
+}
+STEPS = {"ops": len(SCENARIOS), "concurrency": CONCURRENCY_STEPS}  # progress steps of a part; any other: 1
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes = sizes_for(args.quick, calls=args.calls, scale_big=args.scale_keys)
     parts = [part for part in PARTS if part not in args.skip and REQUIRES.get(part) not in args.skip]
-    steps = (len(SCENARIOS) if "ops" in parts else 0) + len([p for p in parts if p != "ops"])
-    progress = Progress(steps)
+    progress = Progress(sum(STEPS.get(part, 1) for part in parts))
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="kvstore-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     redis = None if args.no_redis else args.redis
@@ -126,58 +214,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         else:
             progress(f"skipping {LABELS[name]}: {why}")
     progress(f"{data['mode']} run; databases in {workdir}")
+    ctx = Context(args, sizes, workdir, names, redis, prefix, progress, carry={})
+    data["failed_parts"] = []
+    data["processes"] = {}  # part -> the process that ran it (its pid) and how long it took
     try:
-        if "ops" in parts:
-            _run_ops(data, names, workdir / "ops", redis or "", prefix + "ops:", sizes, args.seed, progress)
-        if "cold" in parts:
-            begin = time.perf_counter()
-            targets = {name: location(name, workdir / "ops", "") for name in names if name != "redis"}
-            cold = run_cold_start(targets, make_workload(sizes, args.seed).keys[0], sizes.cold_runs)
-            data["cold_start"] = cold
-            detail = " | ".join(f"{LABELS.get(n, n)} {r['in_process_ms']:.1f} ms" for n, r in cold["results"].items())
-            progress.done("cold start (import + open + get)", detail, time.perf_counter() - begin)
-        if "concurrent" in parts:
-            begin = time.perf_counter()
-            result = run_concurrent(names, workdir / "concurrent", redis or "", prefix + "writers:", sizes)
-            data["scenarios"]["writers_4"] = result
-            detail = " | ".join(f"{LABELS[n]} {r['items_per_s']:,.0f} sets/s" for n, r in result["results"].items())
-            progress.done(result["title"], detail, time.perf_counter() - begin)
-        if "scale" in parts:
-            begin = time.perf_counter()
-            scale, big_path = run_scale(workdir, sizes, args.seed, progress)
-            data["scale"] = scale
-            progress.done(
-                f"scale {sizes.scale_small:,} vs {sizes.scale_big:,} entries",
-                f"get ratio {scale['get']['ratio']:.2f} | set ratio {scale['set']['ratio']:.2f}",
-                time.perf_counter() - begin,
-            )
-            if "rss" in parts:
-                begin = time.perf_counter()
-                data["rss"] = run_rss(big_path, sizes.scale_big, sizes.rss_page)
-                progress.done(
-                    f"RSS listing {sizes.scale_big:,} entries",
-                    f"growth {data['rss']['growth']:+.1%}",
-                    time.perf_counter() - begin,
-                )
-        if "postgres" in parts:
-            begin = time.perf_counter()
-            why = postgres_unavailable(args.postgres)
-            if why is None:
-                data["postgres"] = run_postgres(args.postgres, sizes, args.seed, progress)
-                ratios = data["postgres"]["scenarios"].values()
-                detail = " | ".join(f"{r['title']} {r['ratio']:.2f}x" for r in ratios if r["ratio"] is not None)
-            else:
-                data["postgres_skipped"] = detail = why
-            progress.done("PostgreSQL: kvstore ÷ raw psycopg", detail, time.perf_counter() - begin)
-        if "purge" in parts:
-            begin = time.perf_counter()
-            purge = run_purge(workdir, sizes, args.seed, progress)
-            data["purge"] = purge
-            progress.done(
-                f"purge_expired of {sizes.purge_rows:,} rows",
-                f"{purge['seconds']:.2f} s; reader p99 {fmt_us(purge['reader_during']['p99_us'])}",
-                time.perf_counter() - begin,
-            )
+        with tempfile.TemporaryDirectory(prefix="kvstore-bench-parts-") as scratch:
+            for part in parts:
+                if REQUIRES.get(part) in data["failed_parts"]:
+                    progress.step += STEPS.get(part, 1)  # its steps are counted as over
+                    data["notes"].append(f"the {part} part did not run: the {REQUIRES[part]} part failed")
+                    continue
+                fragment = in_subprocess(Path(__file__).resolve(), part, STEPS.get(part, 1), ctx, Path(scratch))
+                if fragment is None:
+                    data["failed_parts"].append(part)
+                    data["notes"].append(f"the {part} part failed: its error is in the run's stderr")
+                else:
+                    merge(data, part, fragment, ctx.carry)
     finally:
         if redis is not None and "redis" in names:
             from _peers_other import delete_redis_keys
@@ -185,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             delete_redis_keys(redis, prefix)
         if args.workdir is None and not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    data["duration_s"] = time.perf_counter() - progress.begin
+    data["duration_s"] = time.time() - progress.begin
     loads = [load for load in progress.loads if load is not None]
     data["machine"]["load_average"] = {"min": min(loads), "max": max(loads)} if loads else None
     data["targets"] = evaluate_targets(data)
@@ -205,21 +257,38 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--postgres",
         default=os.environ.get("KVSTORE_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
-        help="the PostgreSQL server of the postgres part (a schema is created there and dropped after)",
+        help="the PostgreSQL server of the postgres and concurrency parts (each makes a schema there, dropped after)",
     )
     parser.add_argument("--calls", type=int, help="measured calls per single-key scenario (default 20,000)")
     parser.add_argument("--scale-keys", type=int, help="entries in the big scale and purge stores (default 1,000,000)")
     parser.add_argument("--skip", default="", help=f"comma-separated parts to leave out: {', '.join(PARTS)}")
+    parser.add_argument("--only", default="", help="comma-separated parts to run (and those they need), no other")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--large-items",
+        type=int,
+        help=f"elements of the large list value that small gets run beside (concurrency part: default"
+        f" {LARGE_ITEMS['full']:,}, quick: {LARGE_ITEMS['quick']:,}; the http part takes it too)",
+    )
+    parser.add_argument(
+        "--http-workers", type=int, default=1, help="uvicorn workers of both servers of the http part (default 1)"
+    )
+    parser.add_argument("--part-state", help=argparse.SUPPRESS)  # set by the run for each part's process
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a part's process gets the same options
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
-    if args.skip - set(PARTS):
-        parser.error(f"unknown parts to skip: {', '.join(sorted(args.skip - set(PARTS)))}")
+    only = {part.strip() for part in args.only.split(",") if part.strip()}
+    if (args.skip | only) - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted((args.skip | only) - set(PARTS)))}")
+    if only:
+        args.skip |= set(PARTS) - only - {REQUIRES[part] for part in only if part in REQUIRES}
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.part_state is not None:
+        return run_part(args, PARTS)
     data = run(args)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         f"targets: {passed} of {len(judged)} pass; wrote {out / 'results.json'}, results.md, results.png",
         file=sys.stderr,
     )
-    return 0
+    return 1 if data["failed_parts"] else 0
 
 
 if __name__ == "__main__":
