@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from kvstore import KVStore
@@ -14,15 +15,16 @@ with tempfile.TemporaryDirectory() as tmp, KVStore(Path(tmp) / "app.db") as kv:
 
     # Compare-and-set: succeeds only against the versionstamp we read.
     entry = kv.get("products/123")
-    assert entry is not None
-    assert isinstance(entry.value, dict)
-    updated = kv.set("products/123", {**entry.value, "stock": 2}, if_versionstamp=entry.versionstamp)
+    assert entry is not None  # None when the key has no live entry
+    sold_one = {**entry.value, "stock": entry.value["stock"] - 1}  # entry.value is typed Any: no isinstance
+    updated = kv.set("products/123", sold_one, if_versionstamp=entry.versionstamp)
     stale = kv.set("products/123", {"name": "lamp", "stock": 99}, if_versionstamp=entry.versionstamp)
     print("compare-and-set:", updated.committed, "| with a stale versionstamp:", stale.ok)
 
-    # if_not_exists, and a TTL (milliseconds, 60 s to 1 year) on a session in another namespace.
+    # if_not_exists, and a TTL (60 s to 1 year: a timedelta, or a number of milliseconds) in another namespace.
     sessions = kv.namespace("sessions")
-    print("session created:", sessions.set("abc", b"\x00token", if_not_exists=True, expire_in=3_600_000).committed)
+    hour = timedelta(hours=1)
+    print("session created:", sessions.set("abc", b"\x00token", if_not_exists=True, expire_in=hour).committed)
     print("created again:", sessions.set("abc", b"other", if_not_exists=True).ok)
 
     # Listing in key order, paged with an opaque cursor.

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+import tomllib
 import zipfile
 from importlib import metadata
 from pathlib import Path
@@ -65,7 +66,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = root / "dist"
     isolation = ["--no-build-isolation"] if _offline_build_possible() else []
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "--wheel-dir", out, source, cwd=root)
-    wheels = list(out.glob("kvstore-*.whl"))
+    wheels = list(out.glob("*.whl"))  # named after the distribution (stampkv), not the import package
     assert len(wheels) == 1, wheels
     return wheels[0]
 
@@ -79,6 +80,7 @@ def test_wheel_ships_type_marker_and_migrations(wheel: Path) -> None:
     assert "kvstore/_migrations/env.py" in names
     assert "kvstore/_migrations/script.py.mako" in names
     assert "kvstore/_migrations/versions/0001_initial.py" in names
+    assert [name for name in names if ".dist-info/" in name and name.endswith("LICENSE")]  # MIT asks for it
     assert not [name for name in names if name.startswith(("tests/", "migrations/", "benchmarks/"))]
 
 
@@ -150,6 +152,14 @@ def test_wheel_installed_in_a_fresh_venv_migrates_and_stores(wheel: Path, tmp_pa
 
 _HEAVY = ("alembic", "sqlalchemy", "mako")
 _IMPORTED_HEAVY = f"sorted({{m for m in sys.modules if m.split('.')[0] in {_HEAVY!r}}})"
+
+
+def test_every_package_is_listed_for_the_wheel() -> None:
+    """setuptools ships the packages pyproject.toml lists: one left out (the CLI's kvstore._cli, say) would be
+    missing from the wheel, and what imports it broken, though an editable checkout works."""
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(path.parent.relative_to(REPO).parts) for path in (REPO / "kvstore").rglob("__init__.py")}
+    assert found <= listed
 
 
 def test_opening_a_current_store_imports_neither_alembic_nor_sqlalchemy(tmp_path: Path) -> None:
