@@ -6,13 +6,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 from kvstore import KVStore
 from kvstore.cli import main
+
+from .test_cli import out, run
 
 NEW_COMMANDS = ["count", "delete-prefix", "watch", "backup", "export", "import"]
 
@@ -20,15 +20,6 @@ NEW_COMMANDS = ["count", "delete-prefix", "watch", "backup", "export", "import"]
 @pytest.fixture
 def db(shared_target: str) -> str:
     return shared_target
-
-
-def run(*args: str, input: bytes | str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
-
-
-def out(result: Result) -> Any:
-    assert result.exit_code == 0, (result.stdout, result.stderr)
-    return json.loads(result.stdout)
 
 
 @pytest.mark.parametrize("command", NEW_COMMANDS)

@@ -18,12 +18,10 @@ from click.testing import CliRunner, Result
 from kvstore import KVStore, Namespace
 from kvstore.cli import main
 
+from .test_cli import run
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 CODES = {"0", "1", "2", "3", "130", "141"}
-
-
-def run(*args: str, input: bytes | str | None = None) -> Result:
-    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
 
 
 def problem(result: Result) -> dict[str, Any]:

@@ -6,21 +6,18 @@ import json
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from kvstore import KVStore
 from kvstore._backends.postgres import PostgresBackend
 from kvstore._backends.sqlite import SQLiteBackend
-from kvstore.cli import main
+
+from .test_cli import run
 
 
 @pytest.fixture
 def db(shared_target: str) -> str:
     return shared_target
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def lines(result: Result) -> list[Any]:
