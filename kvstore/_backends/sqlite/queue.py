@@ -1,0 +1,120 @@
+"""The queue's statements on SQLite, as named constants, and the backend's queue side built on them.
+
+A claim is one ``UPDATE ... RETURNING`` (SQLite 3.35 and later) inside the write transaction, which holds
+the database's write lock: two consumers can never lease one message. Acknowledging is one ``DELETE``. A
+lone enqueue is one statement in autocommit, drawing its version from the connection's block as a lone set
+does (``tx.put_one``); a lone claim and a lone ack are one statement in autocommit too (neither draws a
+version), each atomic as any statement is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from ..._errors import KVError
+from ..base import QueueRow
+from ..queue import QueueStatements, SQLQueue
+from .errors import rolled_back
+from .sql import _BLOCK_HELD
+from .tx import SQLiteConnection
+
+SQL_QUEUE_INSERT: Final = (
+    "INSERT INTO kvstore_queue (message_id, namespace, queue, value, content_type, version, enqueued_us, due_us,"
+    " attempt, state, lease_token, backoff, keys_if_undelivered)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?, ?)"
+)
+# The insert of a lone enqueue, outside a transaction: it writes only while the counter row still holds the
+# connection's block (see ``block``). Four statements (BEGIN, the counter read, the insert, COMMIT) become
+# one: in memory, five alternating runs of 5,000 on a busy machine, the median enqueue took 109 us this way
+# against 130 us as a transaction (``atomic().enqueue``).
+SQL_ONE_QUEUE_INSERT: Final = (
+    "INSERT INTO kvstore_queue (message_id, namespace, queue, value, content_type, version, enqueued_us, due_us,"
+    " attempt, state, lease_token, backoff, keys_if_undelivered)"
+    f" SELECT ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, NULL, ?, ? WHERE {_BLOCK_HELD}"
+)
+# The subquery walks ix_kvstore_queue_due (its WHERE repeats the index's ``state < 2``) in delivery order.
+SQL_QUEUE_CLAIM: Final = (
+    "UPDATE kvstore_queue SET state = 1, attempt = attempt + 1, due_us = ?, lease_token = ? WHERE id = ("
+    "SELECT id FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state < 2 AND due_us <= ?"
+    " ORDER BY due_us, id LIMIT 1)"
+    " RETURNING id, message_id, value, content_type, attempt, enqueued_us, backoff, keys_if_undelivered"
+)
+SQL_QUEUE_ACK: Final = "DELETE FROM kvstore_queue WHERE id = ? AND lease_token = ?"
+SQL_QUEUE_RELEASE: Final = (
+    "UPDATE kvstore_queue SET state = 0, due_us = ?, lease_token = NULL WHERE id = ? AND lease_token = ?"
+)
+SQL_QUEUE_RENEW: Final = "UPDATE kvstore_queue SET due_us = ? WHERE id = ? AND lease_token = ?"
+SQL_QUEUE_BURY: Final = "UPDATE kvstore_queue SET state = 2, lease_token = NULL WHERE id = ? AND lease_token = ?"
+SQL_QUEUE_CLEAR_DEAD: Final = "DELETE FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state = 2"
+# Each count walks one of the partial indexes, never the whole table.
+SQL_QUEUE_COUNTS: Final = (
+    "SELECT (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state < 2 AND due_us <= ?),"
+    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state < 2 AND due_us > ?"
+    " AND state = 0),"
+    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state < 2 AND due_us > ?"
+    " AND state = 1),"
+    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state = 2)"
+)
+SQL_QUEUE_PEEK: Final = (
+    "SELECT message_id, value, content_type, attempt, enqueued_us, due_us FROM kvstore_queue"
+    " WHERE namespace = ? AND queue = ? AND state < 2 AND due_us <= ? ORDER BY due_us, id LIMIT ?"
+)
+SQL_QUEUE_NEXT_DUE: Final = "SELECT MIN(due_us) FROM kvstore_queue WHERE namespace = ? AND queue = ? AND state < 2"
+
+QUEUE_STATEMENTS: Final = QueueStatements(
+    insert=SQL_QUEUE_INSERT,
+    claim=SQL_QUEUE_CLAIM,
+    ack=SQL_QUEUE_ACK,
+    release=SQL_QUEUE_RELEASE,
+    renew=SQL_QUEUE_RENEW,
+    bury=SQL_QUEUE_BURY,
+    clear_dead=SQL_QUEUE_CLEAR_DEAD,
+    counts=SQL_QUEUE_COUNTS,
+    peek=SQL_QUEUE_PEEK,
+    next_due=SQL_QUEUE_NEXT_DUE,
+)
+
+
+def sqlite_queue(conn_of: Callable[[], SQLiteConnection], translate: Callable[[sqlite3.Error], KVError]) -> SQLQueue:
+    """The queue side of an SQLite backend, reading on the calling thread's connection (``conn_of``)."""
+
+    def read(sql: str, params: Sequence[Any]) -> list[Any]:
+        conn = conn_of()
+        with conn.lock:
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
+    # The one-statement writes run on the connection's one cursor (``SQLiteConnection.reader``; each runs to
+    # its end, so none stays open on it): ``conn.execute`` builds a cursor per call, 1.68 us against 1.45 us
+    # for a DELETE that matches nothing; three of them make an enqueue, a receive and its ack.
+    def try_insert(row_for: Callable[[int], QueueRow]) -> int | None:
+        conn = conn_of()
+        with conn.lock:
+            block = conn.block
+            version = block.available()
+            if version is None:
+                return None  # no block (or used up): reserving one takes a transaction
+            try:
+                if conn.reader.execute(SQL_ONE_QUEUE_INSERT, (*row_for(version), block.end)).rowcount != 1:
+                    return None
+            except sqlite3.Error as exc:
+                if not rolled_back(exc):
+                    block.forfeit()  # as for a failed COMMIT
+                raise translate(exc) from exc
+            block.used(version)
+            return version
+
+    def alone(sql: str, params: Sequence[Any], rows: bool) -> Any:
+        conn = conn_of()
+        with conn.lock:
+            try:
+                cursor = conn.reader.execute(sql, params)
+                return cursor.fetchall() if rows else cursor.rowcount
+            except sqlite3.Error as exc:
+                raise translate(exc) from exc
+
+    return SQLQueue(QUEUE_STATEMENTS, read, try_insert, alone)
