@@ -7,6 +7,9 @@ Both use an AsyncKVStore on a store file loaded like the others.
   the loop or the store was busy, still counts its wait: a closed loop of callers would instead stop
   asking while blocked and hide the wait in a handful of samples. Each sample also holds the loop's timer
   lateness in waking the pacer (measured here: about 0.7 ms at the median with nothing else running).
+  The cyclic collector's passes meanwhile are counted by generation, with the longest one's CPU time: a
+  pass over the large list holds the GIL 30-40 ms (kvstore builds such a list with the collector held off
+  and ages it after, ``kvstore._gcpause``, so that only full passes walk it).
 - Loop stall: another process takes the write lock (``BEGIN IMMEDIATE``) and holds it while tasks write;
   a ticker coroutine sleeping ``TICK_S`` at a time records the longest gap between its wake-ups.
 """
@@ -14,7 +17,9 @@ Both use an AsyncKVStore on a store file loaded like the others.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -94,6 +99,28 @@ async def _large_ops(kv: AsyncKVStore, big: list[Value], ops: int, stop: asyncio
     return timings
 
 
+class _Collections:
+    """The cyclic collector's passes while installed (``gc.callbacks``): how many, and the longest in CPU time of
+    the thread that ran it (a pass holds the GIL throughout; CPU time leaves out waits for a core)."""
+
+    def __init__(self) -> None:
+        self.passes = [0, 0, 0]  # by generation
+        self.longest_ms = 0.0
+        self._began: dict[int, float] = {}
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began[threading.get_ident()] = time.thread_time()
+            return
+        began = self._began.pop(threading.get_ident(), None)
+        if began is not None:
+            self.passes[info["generation"]] += 1
+            self.longest_ms = max(self.longest_ms, (time.thread_time() - began) * 1000)
+
+    def summary(self) -> dict[str, Any]:
+        return {"passes_by_generation": self.passes, "longest_cpu_ms": self.longest_ms}
+
+
 async def large_value(path: Path, hits: list[str], items: int, ops: int, alone_s: float) -> dict[str, Any]:
     """Paced small gets alone for ``alone_s``, then while one task sets and gets an ``items``-list ``ops`` times."""
     big: list[Value] = [index % 100 for index in range(items)]  # small ints: about one byte each as msgpack
@@ -106,15 +133,21 @@ async def large_value(path: Path, hits: list[str], items: int, ops: int, alone_s
         await pacer
         during: list[int] = []
         stop = asyncio.Event()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(_paced_gets(kv, hits, stop, during))
-            large = group.create_task(_large_ops(kv, big, ops, stop))
+        collections = _Collections()
+        gc.callbacks.append(collections)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(_paced_gets(kv, hits, stop, during))
+                large = group.create_task(_large_ops(kv, big, ops, stop))
+        finally:
+            gc.callbacks.remove(collections)
     return {
         "items": items,
         "ops": ops,
         "pace_ms": PACE_S * 1000,
         "alone": latency_summary(alone),
         "during": latency_summary(during),
+        "collector": collections.summary(),
         **large.result(),
     }
 

@@ -26,14 +26,27 @@ from kvstore._backends.sqlite.sql import (
     SQL_RESERVE,
     SQL_SCAN,
 )
+from kvstore._checksum import checksum
 
 NS: Final = "default"
 CONTENT_TYPE: Final = "application/json"
+
+
+def crc(data: bytes) -> int:
+    """The entry checksum kvstore's rows carry (no metadata): the raw peer writes the same rows, so it pays it too."""
+    return checksum(data, CONTENT_TYPE, None)
+
+
+def sum_of(data: bytes, metadata: str) -> int:
+    """The entry checksum of a row with metadata."""
+    return checksum(data, CONTENT_TYPE, metadata)
+
+
 TTL_US: Final = TTL_MS * 1_000
 # The raw read-compare-write's write: the issue's "SELECT version; compare; UPDATE".
 SQL_CAS_UPDATE: Final = (
     "UPDATE kvstore_entries SET value = ?, version = ?, updated_us = ?, expires_us = NULL, ttl_us = NULL,"
-    " metadata = NULL WHERE namespace = ? AND key = ?"
+    " metadata = NULL, checksum = ? WHERE namespace = ? AND key = ?"
 )
 
 
@@ -195,7 +208,9 @@ class RawPeer(Peer):
         def op(i: int) -> None:
             now = now_us()
             data = msgpack.packb(value)
-            execute(SQL_PUT, (NS, hits[i], data, CONTENT_TYPE, None, next(version), now, now, None, None, False))
+            execute(
+                SQL_PUT, (NS, hits[i], data, CONTENT_TYPE, None, next(version), now, now, None, None, False, crc(data))
+            )
 
         return op
 
@@ -219,9 +234,10 @@ class RawPeer(Peer):
             if block[0] > block[1]:
                 reserve()
             version, end = block
-            replace = (data, CONTENT_TYPE, None, version, now, None, None, False, NS, key, now, end)
+            sum_ = crc(data)
+            replace = (data, CONTENT_TYPE, None, version, now, None, None, False, sum_, NS, key, now, end)
             if execute(SQL_ONE_REPLACE_LIVE, replace).rowcount != 1:
-                row = (NS, key, data, CONTENT_TYPE, None, version, now, now, None, None, False, end, now)
+                row = (NS, key, data, CONTENT_TYPE, None, version, now, now, None, None, False, sum_, end, now)
                 if execute(SQL_ONE_PUT_IF_ABSENT, row).rowcount != 1:
                     raise Failed(key)
             block[0] = version + 1
@@ -235,7 +251,20 @@ class RawPeer(Peer):
             now = now_us()
             data = msgpack.packb(value)
             text = json.dumps(meta, separators=(",", ":"))
-            row = (NS, hits[i], data, CONTENT_TYPE, text, next(version), now, now, now + TTL_US, TTL_US, False)
+            row = (
+                NS,
+                hits[i],
+                data,
+                CONTENT_TYPE,
+                text,
+                next(version),
+                now,
+                now,
+                now + TTL_US,
+                TTL_US,
+                False,
+                sum_of(data, text),
+            )
             execute(SQL_PUT, row)
 
         return op
@@ -255,7 +284,7 @@ class RawPeer(Peer):
                 execute("ROLLBACK")
                 raise Failed(key)
             new = next(version)
-            execute(SQL_CAS_UPDATE, (data, new, now, NS, key))
+            execute(SQL_CAS_UPDATE, (data, new, now, crc(data), NS, key))
             execute("COMMIT")
             expected[key] = new
 
@@ -272,7 +301,7 @@ class RawPeer(Peer):
             if execute(SQL_CURRENT, (NS, key, now)).fetchone() is not None:
                 execute("ROLLBACK")
                 raise Failed(key)
-            execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, next(version), now, now, None, None, False))
+            execute(SQL_PUT, (NS, key, data, CONTENT_TYPE, None, next(version), now, now, None, None, False, crc(data)))
             execute("COMMIT")
 
         return op
@@ -295,7 +324,7 @@ class RawPeer(Peer):
 
         def op(i: int) -> None:
             keys = groups[i]
-            found = {row[8]: unpack(row[0]) for row in execute(sql, (NS, now_us(), *keys))}
+            found = {row[-1]: unpack(row[0]) for row in execute(sql, (NS, now_us(), *keys))}
             if None in [found.get(key) for key in keys]:
                 raise Failed(i)
 
@@ -312,7 +341,8 @@ class RawPeer(Peer):
     def _upsert_many(self, keys: list[str], value: object) -> None:
         """executemany of the upsert, values encoded, in one BEGIN IMMEDIATE transaction."""
         now, stamp, pack = now_us(), next(self.version), msgpack.packb
-        rows = [(NS, key, pack(value), CONTENT_TYPE, None, stamp, now, now, None, None, False) for key in keys]
+        data = pack(value)
+        rows = [(NS, key, data, CONTENT_TYPE, None, stamp, now, now, None, None, False, crc(data)) for key in keys]
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(SQL_PUT, rows)

@@ -23,11 +23,18 @@ from _timing import Op, measure_rounds, summarize
 
 from kvstore import KVStore
 from kvstore._backends.postgres import sql as q
+from kvstore._checksum import checksum
 
 Data = dict[str, Any]
 LIMIT = 1.5
 NAMESPACE = "raw"  # raw psycopg's namespace; kvstore's is the default one
 KIND = "application/json"
+
+
+def crc(value: bytes) -> int:
+    """The entry checksum kvstore's rows carry: the raw psycopg peer writes the same rows, so it pays it too."""
+    return checksum(value, KIND, None)
+
 
 # (id, title, what raw psycopg runs)
 SCENARIOS: list[tuple[str, str, str]] = [
@@ -89,9 +96,11 @@ class _Raw:
         with self.conn.transaction():
             self.conn.execute(q.SQL_LOCK)
             version = _one(self.conn.execute(q.SQL_NEXT_VERSION).fetchone())
-            replace = (value, KIND, None, version, now, None, None, False, NAMESPACE, key, now)
+            replace = (value, KIND, None, version, now, None, None, False, crc(value), NAMESPACE, key, now)
             if self.conn.execute(q.SQL_REPLACE_LIVE, replace).rowcount != 1:
-                self.conn.execute(q.SQL_PUT, (NAMESPACE, key, value, KIND, None, version, now, now, None, None, False))
+                self.conn.execute(
+                    q.SQL_PUT, (NAMESPACE, key, value, KIND, None, version, now, now, None, None, False, crc(value))
+                )
         return version
 
     def put_if(self, key: str, value: bytes, expected: int | None) -> int | None:
@@ -102,10 +111,10 @@ class _Raw:
             self.conn.execute(q.SQL_LOCK)
             version = _one(self.conn.execute(q.SQL_NEXT_VERSION).fetchone())
             if expected is None:
-                row = (NAMESPACE, key, value, KIND, None, version, now, now, None, None, False, now)
+                row = (NAMESPACE, key, value, KIND, None, version, now, now, None, None, False, crc(value), now)
                 done = self.conn.execute(q.SQL_PUT_IF_ABSENT, row).rowcount == 1
             else:
-                params = (value, KIND, None, version, now, None, None, False, NAMESPACE, key, expected, now)
+                params = (value, KIND, None, version, now, None, None, False, crc(value), NAMESPACE, key, expected, now)
                 done = self.conn.execute(q.SQL_PUT_IF_VERSION, params).rowcount == 1
             if done:
                 return version

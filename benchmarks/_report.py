@@ -11,6 +11,7 @@ from _postgres import LIMIT as POSTGRES_LIMIT
 from _postgres import postgres_section, postgres_targets
 from _report_concurrency import concurrency_section, concurrency_targets
 from _report_parts import extra_sections, fmt_us, header
+from _report_queue import queue_section, queue_targets
 
 Data = dict[str, Any]
 
@@ -102,6 +103,7 @@ def evaluate_targets(data: Data) -> list[dict[str, Any]]:
         )  # fmt: skip
     judged += http_targets(data)
     judged += concurrency_targets(data)
+    judged += queue_targets(data)
     return judged
 
 
@@ -209,4 +211,5 @@ def render_markdown(data: Data) -> str:
     lines += postgres_section(data)
     lines += http_section(data)
     lines += concurrency_section(data)
+    lines += queue_section(data)
     return "\n".join(lines) + "\n"

@@ -36,6 +36,8 @@ from _parts import Context, Part, Progress, in_subprocess, merge, run_part
 from _peers import LABELS, NAMES, Peer, location, make_peer, unavailable
 from _postgres import run_postgres
 from _postgres import unavailable as postgres_unavailable
+from _queue_part import STEPS as QUEUE_STEPS
+from _queue_part import run_queue
 from _report import evaluate_targets, render_markdown
 from _report_parts import fmt_us
 from _rss import run_rss
@@ -168,6 +170,10 @@ def _part_http(ctx: Context) -> Data:
     return {"http": result}
 
 
+def _part_queue(ctx: Context) -> Data:
+    return {"queue": run_queue(ctx.workdir / "queue", quick=ctx.args.quick, progress=ctx.progress)}
+
+
 # Every part, in the order a run runs them, each in a process of its own (see _parts).
 PARTS: dict[str, Part] = {
     "ops": _part_ops,
@@ -179,8 +185,10 @@ PARTS: dict[str, Part] = {
     "purge": _part_purge,
     "concurrency": _part_concurrency,
     "http": _part_http,
+    "queue": _part_queue,
 }
-STEPS = {"ops": len(SCENARIOS), "concurrency": CONCURRENCY_STEPS}  # progress steps of a part; any other: 1
+# Progress steps of a part; any other: 1.
+STEPS = {"ops": len(SCENARIOS), "concurrency": CONCURRENCY_STEPS, "queue": QUEUE_STEPS}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from ._errors import (
     AtomicLimitError,
     AtomicReusedError,
     ConfigurationError,
+    CorruptEntryError,
     ForkedStoreError,
     InvalidContentTypeError,
     InvalidCursorError,
@@ -20,6 +21,7 @@ from ._errors import (
     InvalidVersionstampError,
     KeyExistsError,
     KVError,
+    LeaseLostError,
     NotADatabaseError,
     ReadOnlyStoreError,
     SchemaVersionError,
@@ -34,14 +36,28 @@ from ._errors import (
 )
 from ._iterate import ListIterator
 from ._mapping import KVMapping
-from ._models import CommitResult, Entry, FailedCheck, ImportResult, KeyPage, Page, SetResult, StoreInfo
+from ._models import (
+    CheckpointResult,
+    CommitResult,
+    Entry,
+    FailedCheck,
+    ImportResult,
+    KeyPage,
+    Page,
+    SetResult,
+    StoreInfo,
+)
 from ._namespace import Namespace
+from ._queue_listener import QueueListener
+from ._queue_message import Message
+from ._queue_models import EnqueueResult, QueuedMessage, QueueInfo
 from ._store import KVStore
 from ._validation import Milliseconds, Seconds
+from ._verify import DamagedEntry, VerifyReport
 from ._watch import Watch
 
 if _typing.TYPE_CHECKING:
-    from ._aio import AsyncAtomicOperation, AsyncKVStore, AsyncNamespace, AsyncWatch
+    from ._aio import AsyncAtomicOperation, AsyncKVStore, AsyncMessage, AsyncNamespace, AsyncWatch
 
 __version__ = "0.2.0"
 
@@ -50,6 +66,7 @@ __version__ = "0.2.0"
 _LAZY = {
     "AsyncAtomicOperation": "._aio",
     "AsyncKVStore": "._aio",
+    "AsyncMessage": "._aio",
     "AsyncNamespace": "._aio",
     "AsyncWatch": "._aio",
 }
@@ -82,13 +99,18 @@ __all__ = [
     "JSON",
     "AsyncAtomicOperation",
     "AsyncKVStore",
+    "AsyncMessage",
     "AsyncNamespace",
     "AsyncWatch",
     "AtomicLimitError",
     "AtomicOperation",
     "AtomicReusedError",
+    "CheckpointResult",
     "CommitResult",
     "ConfigurationError",
+    "CorruptEntryError",
+    "DamagedEntry",
+    "EnqueueResult",
     "Entry",
     "FailedCheck",
     "ForkedStoreError",
@@ -107,11 +129,16 @@ __all__ = [
     "KVStore",
     "KeyExistsError",
     "KeyPage",
+    "LeaseLostError",
     "ListIterator",
+    "Message",
     "Milliseconds",
     "Namespace",
     "NotADatabaseError",
     "Page",
+    "QueueInfo",
+    "QueueListener",
+    "QueuedMessage",
     "ReadOnlyStoreError",
     "SchemaVersionError",
     "Seconds",
@@ -126,6 +153,7 @@ __all__ = [
     "ValidationError",
     "Value",
     "ValueTooLargeError",
+    "VerifyReport",
     "Watch",
     "__version__",
 ]

@@ -35,6 +35,8 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 # The public names from the modules that define them (importing ``kvstore`` here would be a cycle, as the
 # package names this module under TYPE_CHECKING), and the internals named in the module docstring.
+from ._aio_queue import AsyncMessage, AtomicEnqueue, QueueMethods
+from ._aio_queue_wait import signal_of
 from ._aio_watch import AsyncWatch
 from ._aio_worker import Core
 from ._atomic import AtomicOperation
@@ -79,8 +81,9 @@ def _twin(method: Callable[..., Any]) -> Callable[[F], F]:
     return wrap
 
 
-class AsyncNamespace:
-    """The key-value API of one namespace, as coroutines that never block the event loop."""
+class AsyncNamespace(QueueMethods):
+    """The key-value API of one namespace, as coroutines that never block the event loop; its queues'
+    (``_aio_queue``) too."""
 
     __slots__ = ("_core", "_name", "_resolve")
 
@@ -174,7 +177,7 @@ class AsyncNamespace:
             cursor = page.cursor
 
 
-class AsyncAtomicOperation:
+class AsyncAtomicOperation(AtomicEnqueue):
     """``kv.atomic()`` for asyncio: the calls are recorded here, then replayed and committed on the write thread.
 
     Bad input therefore raises from ``commit()`` rather than from the call that carried it. As an async
@@ -249,6 +252,8 @@ class AsyncAtomicOperation:
             return op.commit()
 
         self.result = await self._namespace._write(run)
+        if self.result.message_ids:  # waiting receivers of this store may take them now
+            signal_of(self._namespace._core).wake()
         return self.result
 
     async def __aenter__(self) -> Self:
@@ -268,7 +273,9 @@ class AsyncKVStore(AsyncNamespace):
     ``await kv.open()`` (or ``async with``) opens it and raises if it cannot be opened. ``set``, ``get``,
     ``get_many``, ``delete``, ``list``, ``list_keys``, ``count``, ``delete_prefix``, ``namespace``,
     ``purge_expired``, ``info`` and ``close`` are coroutines here; ``atomic()`` commits with ``await``, and
-    ``iterate`` and ``watch`` give an ``async for``.
+    ``iterate`` and ``watch`` give an ``async for``. So are the queue's ``enqueue``, ``receive`` (an
+    ``AsyncMessage``), ``queue_info``, ``peek_queue``, ``clear_dead_letters`` and ``listen_queue``, which runs
+    an async handler until cancelled or the store closes (``_aio_queue``).
     """
 
     __slots__ = ()
@@ -320,6 +327,8 @@ class AsyncKVStore(AsyncNamespace):
 
     purge_expired = _delegate(KVStore.purge_expired, Core.write_alone)
     info = _delegate(KVStore.info, Core.read)
+    checkpoint = _delegate(KVStore.checkpoint, Core.write_alone)
+    verify = _delegate(KVStore.verify, Core.read)
 
     @property
     def closed(self) -> bool:
@@ -349,4 +358,5 @@ def _identity(store: KVStore) -> Namespace:
     return store
 
 
-__all__ = ["AsyncAtomicOperation", "AsyncKVStore", "AsyncNamespace", "AsyncWatch"]  # what kvstore exports from here
+# What kvstore exports from here.
+__all__ = ["AsyncAtomicOperation", "AsyncKVStore", "AsyncMessage", "AsyncNamespace", "AsyncWatch"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal, Self
@@ -10,8 +10,10 @@ from typing import Literal, Self
 from ._codec import JSON, Value
 from ._errors import AtomicLimitError, AtomicReusedError, InvalidValueError
 from ._models import CommitResult, FailedCheck
-from ._mutations import Arith, Check, Delete, Mutation, build_put
+from ._mutations import Arith, Check, Delete, Enqueue, Mutation, build_put
+from ._queue import build_enqueue
 from ._shared import Shared
+from ._shown import shown
 from ._validation import Milliseconds, check_key, check_versionstamp
 from ._write import commit
 
@@ -87,14 +89,34 @@ class AtomicOperation:
         """Keep the larger of ``operand`` and the integer at ``key`` (a missing entry becomes ``operand``)."""
         return self._arith(key, "max", operand)
 
+    def enqueue(
+        self,
+        value: Value,
+        *,
+        delay: timedelta | Milliseconds | None = None,
+        keys_if_undelivered: Iterable[str] = (),
+        backoff_schedule: Iterable[timedelta | Milliseconds] | None = None,
+        queue: str = "default",
+        content_type: str | None = None,
+    ) -> Self:
+        """Add a message to ``queue`` if and only if the commit succeeds (the options are ``kv.enqueue``'s)."""
+        self._open()
+        shared = self._shared
+        message = build_enqueue(
+            self._namespace, value, shared.max_value_size, delay, keys_if_undelivered, backoff_schedule, queue,
+            content_type,
+        )  # fmt: skip
+        return self._add(message, len(message.value))
+
     def commit(self) -> CommitResult:
         """Apply everything or nothing; a failed check is a result (``ok=False``), not an exception."""
         self._open()
         self._done = True
         shared = self._shared
-        outcome = commit(shared.group, self._checks, self._mutations, shared.now_us())
+        outcome = commit(shared.group, self._checks, self._mutations, shared.now_us(), shared.backend.queue)
         failed = tuple(FailedCheck(i, self._checks[i].key, stamp) for i, stamp in outcome.failed)
-        self._result = CommitResult(outcome.ok, outcome.versionstamp, failed)
+        ids = tuple(m.message_id for m in self._mutations if type(m) is Enqueue) if outcome.ok else ()
+        self._result = CommitResult(outcome.ok, outcome.versionstamp, failed, ids)
         if outcome.versionstamp is not None:
             shared.committed()
         return self._result
@@ -120,7 +142,7 @@ class AtomicOperation:
         if type(operand) is not int:
             raise InvalidValueError(f"{op} takes an int operand, not {type(operand).__name__}")
         if not -(2**63) <= operand < 2**63:
-            raise InvalidValueError(f"{op} operand {operand} is outside the signed 64-bit range")
+            raise InvalidValueError(f"{op} operand {shown(operand)} is outside the signed 64-bit range")
         return self._add(Arith(self._namespace, key, op, operand), len(key) + 8)
 
     def _add(self, mutation: Mutation, size: int) -> Self:

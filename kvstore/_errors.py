@@ -20,13 +20,15 @@ at the boundary with ``raise ... from exc`` and never escape raw::
     ├── UsageError                  409  1300  the store or an object of it used the wrong way
     │   ├── StoreClosedError        503  1301  the store was closed
     │   ├── AtomicReusedError       409  1302  an atomic operation committed or discarded already
-    │   └── ForkedStoreError        409  1303  an SQLite store used in a child it was inherited by
+    │   ├── ForkedStoreError        409  1303  an SQLite store used in a child it was inherited by
+    │   └── LeaseLostError          409  1304  a queue message's lease ran out and another consumer took it
     ├── KeyExistsError              409  1400  an import met a live entry it must not replace
     └── StorageError                500  2000  the database failed or refused
         ├── StoreBusyError          503  2001  write lock not obtained within the busy timeout
         ├── StorageFullError        507  2002  disk or page limit reached
         ├── ReadOnlyStoreError      503  2003  the database cannot be written
         ├── NotADatabaseError       500  2004  the file is not SQLite, or is corrupt
+        │   └── CorruptEntryError   500  2007  a stored entry fails its checksum or holds a bad column
         ├── SchemaVersionError      500  2005  the schema is newer than this library
         └── StoreUnavailableError   503  2006  the database cannot be opened or reached
 
@@ -42,6 +44,7 @@ __all__ = [
     "AtomicLimitError",
     "AtomicReusedError",
     "ConfigurationError",
+    "CorruptEntryError",
     "ForkedStoreError",
     "InvalidContentTypeError",
     "InvalidCursorError",
@@ -54,6 +57,7 @@ __all__ = [
     "InvalidVersionstampError",
     "KVError",
     "KeyExistsError",
+    "LeaseLostError",
     "NotADatabaseError",
     "ReadOnlyStoreError",
     "SchemaVersionError",
@@ -253,6 +257,21 @@ class NotADatabaseError(StorageError):
     slug = "not-a-database"
 
 
+class CorruptEntryError(NotADatabaseError):
+    """A stored entry is damaged: its checksum does not match, or a column holds what kvstore never writes.
+
+    ``key`` and ``column`` name the entry and what is wrong with it; its data is never returned."""
+
+    error_code = 2007
+    title = "Corrupt entry"
+    slug = "corrupt-entry"
+
+    def __init__(self, detail: str, key: str = "", column: str = "") -> None:
+        super().__init__(detail)
+        self.key = key
+        self.column = column
+
+
 class SchemaVersionError(StorageError):
     """The database was written by a newer kvstore; it is left untouched."""
 
@@ -302,6 +321,15 @@ class ForkedStoreError(UsageError):
     error_code = 1303
     title = "Store inherited across fork"
     slug = "forked-store"
+
+
+class LeaseLostError(UsageError):
+    """A received queue message was acted on after its lease ran out and another consumer took it:
+    nothing changed (the other consumer now holds it)."""
+
+    error_code = 1304
+    title = "Queue lease lost"
+    slug = "lease-lost"
 
 
 class KeyExistsError(KVError):

@@ -88,6 +88,16 @@ class GroupCommit(Handoff):
                 if self._queue and slot.acquire(False):  # a writer queued as the slot was let go
                     self._release()
 
+    def try_alone(self, write: Callable[[], T | None]) -> T | None:
+        """``write()`` (a backend's one-statement write, such as an enqueue's) if no commit is in flight; else
+        None, having run nothing: the caller queues the write as a transaction."""
+        if not self._slot.acquire(False):
+            return None
+        try:
+            return write()
+        finally:
+            self._release()
+
     def transact(self, body: Callable[[Transaction], T], isolated: bool) -> T:
         """Run ``body`` in a write transaction: its own if none is in flight, else the next batch's (see
         ``Transaction.attempt`` for ``isolated``), or this thread's open ``write_batch`` block."""

@@ -13,6 +13,7 @@ from typing import Any, Final, TypeVar
 from ._backends.base import Backend
 from ._errors import InvalidOptionsError
 from ._listing import Pager, list_keys_page, list_page
+from ._shown import shown
 
 T = TypeVar("T")
 
@@ -55,7 +56,7 @@ class ListIterator(Iterator[T]):
     @staticmethod
     def check_page_size(page_size: object) -> int:
         if type(page_size) is not int or page_size < 1:
-            raise InvalidOptionsError(f"page_size must be a positive int, got {page_size!r}")
+            raise InvalidOptionsError(f"page_size must be a positive int, got {shown(page_size)}")
         return page_size
 
     def __iter__(self) -> ListIterator[T]:

@@ -16,10 +16,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import struct
 from datetime import datetime
 from typing import Any, Final, NoReturn
 
 from ._backends.base import PutRow
+from ._checksum import checksum, corrupt, mismatch
 from ._codec import (
     decode_metadata,
     decode_value,
@@ -31,6 +33,7 @@ from ._codec import (
 )
 from ._errors import InvalidTTLError, InvalidValueError, NotADatabaseError, ValidationError
 from ._namespace import DEFAULT_NAMESPACE
+from ._shown import shown
 from ._validation import MAX_TTL_US, MIN_TTL_US, check_content_type, check_flag, check_key, check_namespace, to_epoch_us
 
 FIELDS: Final = frozenset(
@@ -51,8 +54,22 @@ def _instant(us: int | None) -> str | None:
 
 
 def line_of(row: PutRow) -> str:
-    """The JSON line of a stored row (without its newline)."""
-    namespace, key, blob, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us, refresh = row
+    """The JSON line of a stored row (without its newline); a row that fails its checksum, or holds a column
+    kvstore never writes, raises CorruptEntryError and is not exported."""
+    namespace, key, blob, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us, _, crc = row
+    found = (blob, version, metadata, content_type, created_us, updated_us, expires_us, ttl_us, crc)
+    if (crc is not None and mismatch(blob, content_type, metadata, crc)) or type(content_type) is not str:
+        raise corrupt(key, found)
+    if (ttl_us is not None and type(ttl_us) is not int) or type(namespace) is not str or type(key) is not str:
+        raise corrupt(key, found)
+    try:
+        return _line(row)
+    except (TypeError, ValueError, OverflowError, struct.error, NotADatabaseError):
+        raise corrupt(key, found) from None
+
+
+def _line(row: PutRow) -> str:
+    namespace, key, blob, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us, refresh, _ = row
     value = decode_value(blob)
     record: dict[str, Any] = {
         "namespace": namespace,
@@ -107,20 +124,21 @@ def row_of(line: str, now_us: int, max_value_size: int, max_metadata_size: int) 
     expires_us = None if data.get("expires_at") is None else _micros(data, "expires_at", now_us)
     ttl_us = data.get("ttl_us")
     if ttl_us is not None and (type(ttl_us) is not int or not MIN_TTL_US <= ttl_us <= MAX_TTL_US):
-        raise InvalidTTLError(f"ttl_us must be null or an int from {MIN_TTL_US} to {MAX_TTL_US}, got {ttl_us!r}")
+        raise InvalidTTLError(f"ttl_us must be null or an int from {MIN_TTL_US} to {MAX_TTL_US}, got {shown(ttl_us)}")
     refresh = check_flag("refresh_on_access", data.get("refresh_on_access", False))
     if refresh and (ttl_us is None or expires_us is None):
         raise InvalidTTLError("refresh_on_access needs ttl_us and expires_at")
     if expires_us is not None and expires_us <= now_us:
         return None
-    return namespace, key, blob, content_type, metadata, 0, created_us, updated_us, expires_us, ttl_us, refresh
+    crc = checksum(blob, content_type, metadata)
+    return namespace, key, blob, content_type, metadata, 0, created_us, updated_us, expires_us, ttl_us, refresh, crc
 
 
 def _value(raw: object, encoding: object) -> object:
     if encoding == "json":
         return raw
     if encoding not in ENCODINGS:
-        raise ValidationError(f"encoding must be one of {', '.join(ENCODINGS)}, got {encoding!r}")
+        raise ValidationError(f"encoding must be one of {', '.join(ENCODINGS)}, got {shown(encoding)}")
     if type(raw) is not str:
         raise InvalidValueError(f"a {encoding} value is a base64 string, not {type(raw).__name__}")
     try:
@@ -146,10 +164,10 @@ def _micros(data: dict[str, Any], field: str, default: int) -> int:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise error(f"{field} is not an ISO 8601 date and time: {raw!r}") from exc
+        raise error(f"{field} is not an ISO 8601 date and time: {shown(raw)}") from exc
     if moment.utcoffset() is None:
-        raise error(f"{field} must have an offset (a naive time names no instant): {raw!r}")
+        raise error(f"{field} must have an offset (a naive time names no instant): {shown(raw)}")
     us = to_epoch_us(moment)
     if us < 0:
-        raise error(f"{field} is before 1970: {raw!r}")
+        raise error(f"{field} is before 1970: {shown(raw)}")
     return us

@@ -9,6 +9,7 @@ from ._cursor import Listing, decode_cursor, encode_cursor
 from ._entries import entries_of
 from ._errors import InvalidOptionsError
 from ._models import KeyPage, Page
+from ._shown import shown
 from ._validation import MAX_ROWS, check_flag, check_prefix
 
 # Above every character a key may hold, so ``key < _END`` bounds the listing of an empty prefix.
@@ -52,10 +53,10 @@ class Pager:
         listing, self.low, self.high = key_range(prefix, start, end)
         self.listing = listing._replace(reverse=check_flag("reverse", reverse))
         if limit is not None and (type(limit) is not int or limit < 1):
-            raise InvalidOptionsError(f"limit must be a positive int or None, got {limit!r}")
+            raise InvalidOptionsError(f"limit must be a positive int or None, got {shown(limit)}")
         self.limit: int | None = limit
         if max_bytes is not None and (type(max_bytes) is not int or max_bytes < 1):
-            raise InvalidOptionsError(f"max_bytes must be a positive int or None, got {max_bytes!r}")
+            raise InvalidOptionsError(f"max_bytes must be a positive int or None, got {shown(max_bytes)}")
         self.max_bytes: int | None = max_bytes
         # One more row than the limit says whether another page exists.
         self.fetch = None if limit is None else min(limit, MAX_ROWS) + 1
@@ -72,7 +73,8 @@ class Pager:
         if self.max_bytes is not None:
             total = 0
             for index in range(kept):
-                total += len(rows[index][0])
+                value = rows[index][0]
+                total += len(value) if type(value) is bytes else 0  # else a row ``entries_of`` refuses
                 if total > self.max_bytes and index:
                     return index
         return kept

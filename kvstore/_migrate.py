@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 VERSION_TABLE: Final = "kvstore_alembic_version"
 """kvstore's own alembic version table, so an application's alembic_version is never touched."""
 
-REVISIONS: Final = ("0001",)
+REVISIONS: Final = ("0001", "0002", "0003")
 """Every revision in migrations/versions, oldest first; a test holds this equal to alembic's history."""
 
 HEAD: Final = REVISIONS[-1]

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final, NamedTuple, overload
 
-__all__ = ["CommitResult", "Entry", "FailedCheck", "ImportResult", "KeyPage", "Page", "SetResult", "StoreInfo"]
+__all__ = [
+    "CheckpointResult",
+    "CommitResult",
+    "Entry",
+    "FailedCheck",
+    "ImportResult",
+    "KeyPage",
+    "Page",
+    "SetResult",
+    "StoreInfo",
+]
 
 
 # SetResult and Entry are named tuples, not frozen dataclasses: one is built on every set and every entry
@@ -148,16 +158,29 @@ class CommitResult(_Fields):
 
     ``ok`` is True when every check held; ``versionstamp`` is then the one every mutation wrote with (None if
     no mutation changed anything). When ``ok`` is False nothing was written and ``failed_checks`` says why.
+    ``message_ids`` names the messages it enqueued.
     """
 
     ok: bool
     versionstamp: str | None
     failed_checks: tuple[FailedCheck, ...] = ()
+    message_ids: tuple[str, ...] = ()
+    """The ids of the messages the commit enqueued, in order (empty when it enqueued none or failed)."""
 
     @property
     def committed(self) -> bool:
         """Whether this commit wrote anything."""
         return self.ok and self.versionstamp is not None
+
+
+class CheckpointResult(NamedTuple):
+    """What ``KVStore.checkpoint()`` reports, as SQLite does: ``busy`` when a reader or writer kept it from
+    finishing, the frames in the WAL, and how many of them are now in the database file. A database with no
+    WAL of kvstore's to checkpoint (in memory, PostgreSQL) reports (False, 0, 0)."""
+
+    busy: bool
+    wal_frames: int
+    checkpointed: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
+from ._checksum import checksum
 from ._codec import default_content_type, encode_metadata, encode_value
 from ._validation import (
     check_content_type,
@@ -34,14 +35,15 @@ class Check:
 class Put:
     """Write an entry whole; with ``overwrite=False``, leave a live entry alone instead.
 
-    The expiry is ``deadline_us`` when the caller named an instant, else commit time + ``ttl_us``.
+    The expiry is ``deadline_us`` when the caller named an instant, else commit time + ``ttl_us``; the
+    checksum, written with the entry, is computed here, before any transaction.
     """
 
     # Plain slotted classes rather than dataclasses: one is built per mutation, and a dataclass costs a
     # millisecond of import time each.
     __slots__ = (
-        "content_type", "deadline_us", "key", "metadata", "namespace", "overwrite", "refresh_on_access", "ttl_us",
-        "value",
+        "checksum", "content_type", "deadline_us", "key", "metadata", "namespace", "overwrite", "refresh_on_access",
+        "ttl_us", "value",
     )  # fmt: skip
 
     def __init__(
@@ -65,6 +67,7 @@ class Put:
         self.deadline_us = deadline_us
         self.refresh_on_access = refresh_on_access
         self.overwrite = overwrite
+        self.checksum = checksum(value, content_type, metadata)
 
     def expires_us(self, now_us: int) -> int | None:
         if self.deadline_us is not None:
@@ -94,7 +97,33 @@ class Arith:
         self.operand = operand
 
 
-Mutation = Put | Delete | Arith
+class Enqueue:
+    """Add a message to ``queue``, due ``delay_us`` after commit time (built by ``_queue.build_enqueue``)."""
+
+    __slots__ = ("backoff", "content_type", "delay_us", "keys", "message_id", "namespace", "queue", "value")
+
+    def __init__(
+        self,
+        namespace: str,
+        queue: str,
+        message_id: str,
+        value: bytes,
+        content_type: str,
+        delay_us: int,
+        backoff: str,
+        keys: str | None,
+    ) -> None:
+        self.namespace = namespace
+        self.queue = queue
+        self.message_id = message_id
+        self.value = value
+        self.content_type = content_type
+        self.delay_us = delay_us
+        self.backoff = backoff
+        self.keys = keys
+
+
+Mutation = Put | Delete | Arith | Enqueue
 
 
 class Outcome:

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, overload
 
 from ._atomic import AtomicOperation
 from ._backends.base import REFRESH_TTL, ROW_KEY, UNCONDITIONAL, Found, Row
+from ._checksum import corrupt
 from ._codec import JSON, Value, from_epoch_us, parse_versionstamp
 from ._entries import entries_of, entry_of
 from ._errors import InvalidOptionsError, ReadOnlyStoreError, StoreBusyError
@@ -24,9 +25,13 @@ from ._listing import Pager, key_range, list_keys_page, list_page
 from ._mapping import KVMapping
 from ._models import Entry, KeyPage, Page, SetResult, new_tuple
 from ._mutations import Check, Delete, build_put
+from ._queue_api import QueueAPI
 from ._shared import Shared
+from ._shown import shown
 from ._validation import (
+    _VALID_KEYS,  # for get's inlined key check
     MAX_ROWS,
+    MAX_TTL_US,
     Milliseconds,
     Seconds,
     check_flag,
@@ -44,8 +49,8 @@ _REFRESH_TTL: Final = itemgetter(REFRESH_TTL)  # of a Found or Row
 _KEY: Final = itemgetter(ROW_KEY)
 
 
-class Namespace:
-    """The key-value API scoped to one namespace."""
+class Namespace(QueueAPI):
+    """The key-value API scoped to one namespace, and its queues (``QueueAPI``)."""
 
     __slots__ = ("_name", "_shared")
 
@@ -116,7 +121,10 @@ class Namespace:
 
     def get(self, key: str) -> Entry | None:
         """The live entry at ``key``, or None; reading an entry set with refresh_on_access extends it."""
-        check_key(key)
+        # check_key's first test inlined (a key found valid lately): a call fewer, 340 instructions of a
+        # 43,000-instruction get under callgrind.
+        if type(key) is not str or key not in _VALID_KEYS:
+            check_key(key)
         shared = self._shared
         now_us = shared.now_us()
         found = shared.backend.get(self._name, key, now_us)
@@ -135,8 +143,8 @@ class Namespace:
         rows = shared.backend.get_many(self._name, wanted, now_us)
         if any(map(_REFRESH_TTL, rows)):  # a refresh TTL is never 0: at least the shortest TTL
             kept: list[Row] = []
-            for value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, key in rows:
-                stored = (value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us)
+            for value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, crc, key in rows:
+                stored = (value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, crc)
                 fresh = stored if refresh_ttl_us is None else self._refresh(key, stored, now_us)
                 if fresh is not None:
                     kept.append((*fresh, key))
@@ -246,7 +254,7 @@ class Namespace:
         shared = self._shared
         size = shared.purge_batch_size if batch_size is None else batch_size
         if type(size) is not int or size < 1:
-            raise InvalidOptionsError(f"batch_size must be a positive int, got {batch_size!r}")
+            raise InvalidOptionsError(f"batch_size must be a positive int, got {shown(batch_size)}")
         size = min(size, MAX_ROWS)
         _, low, high = key_range(prefix)
         deleted = 0
@@ -318,15 +326,17 @@ class Namespace:
         for _ in range(_REFRESH_ATTEMPTS):
             if current is None:
                 return None
-            value, version, metadata, kind, created_us, updated_us, _, refresh_ttl_us = current
+            value, version, metadata, kind, created_us, updated_us, _, refresh_ttl_us, crc = current
             if refresh_ttl_us is None:
                 return current
+            if type(refresh_ttl_us) is not int or not 0 < refresh_ttl_us <= MAX_TTL_US:  # a row kvstore never wrote
+                raise corrupt(key, current)
             expires_us = now_us + refresh_ttl_us
             try:
                 refreshed = backend.refresh(self._name, key, version, expires_us, now_us)
             except (ReadOnlyStoreError, StoreBusyError):
                 return current
             if refreshed:
-                return value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us
+                return value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, crc
             current = backend.get(self._name, key, now_us)
         return current

@@ -4,7 +4,8 @@ msgpack's C calls hold the GIL from start to end, stalling every other thread an
 of 8 million ints (40 MB), measured on this machine while other work ran: ``unpackb`` held it 320-450 ms and
 ``packb`` 240-390 ms. Between pieces the GIL can pass to a waiting thread: the median piece here held it
 0.5-0.9 ms (p99 6-11 ms). Unpacking in pieces took about as long (316-544 ms), packing about twice as long
-(505-530 ms), as each piece's members are looked at first for containers to weigh.
+(505-530 ms), as each piece's members are looked at first for containers to weigh. A value of a MiB or more
+is built (and packed) with the cyclic collector held off, and aged after (``_gcpause``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Final
 
 import msgpack
 
+from ._gcpause import LARGE_BYTES, building
+
 PIECE_BYTES: Final = 64 * 1024
 """Bytes unpacked per piece."""
 PIECE_MEMBERS: Final = 16384
@@ -23,6 +26,9 @@ PIECE_MEMBERS: Final = 16384
 _WRAPPER: Final = 16  # a container of at most this many members is looked into for a large member
 _CONTAINERS: Final = (list, dict)
 _CONTAINER_TYPES: Final = frozenset(_CONTAINERS)
+LARGE_MEMBERS: Final = 1024 * 1024
+"""Members from which a value is packed with the collector held off (``_gcpause``): about what a MiB of
+msgpack holds, ``LARGE_BYTES``."""
 
 
 def let_others_run() -> None:
@@ -73,6 +79,24 @@ def pack(value: Any, packb: Callable[[Any], bytes]) -> bytes:
     """``packb(value)``, a piece at a time wherever a container is large (``is_large``)."""
     if not is_large(value):
         return packb(value)
+    if _members(value) < LARGE_MEMBERS:
+        return _pack(value, packb)
+    # A value this large may be new (parsed from a request, say): the collector's young passes would walk it.
+    with building():
+        return _pack(value, packb)
+
+
+def _members(value: list[Any] | dict[str, Any]) -> int:
+    """The members of a large value (``is_large``) and of its large members, if it is a wrapper."""
+    members: Any = value.values() if type(value) is dict else value
+    count = len(members)
+    if count <= _WRAPPER:
+        count += sum(len(member) for member in members if type(member) in _CONTAINERS)
+    return count
+
+
+def _pack(value: Any, packb: Callable[[Any], bytes]) -> bytes:
+    """``pack`` of a large value."""
     packer = msgpack.Packer(use_bin_type=True, strict_types=True)
     if type(value) is list:
         parts = [packer.pack_array_header(len(value))]
@@ -120,6 +144,14 @@ def _pack_run(run: list[Any], is_list: bool, packb: Callable[[Any], bytes]) -> b
 def unpack(data: bytes, **options: Any) -> Any:
     """``msgpack.unpackb(data, **options)``, fed to an ``Unpacker`` a piece at a time; raises ValueError
     where unpackb would (bad data, bytes after the value, data that ends early)."""
+    if len(data) < LARGE_BYTES:
+        return _unpack(data, options)
+    with building():  # the value built is large: see ``_gcpause``
+        return _unpack(data, options)
+
+
+def _unpack(data: bytes, options: dict[str, Any]) -> Any:
+    """``unpack``, a piece at a time."""
     unpacker = msgpack.Unpacker(max_buffer_size=len(data), **options)
     view = memoryview(data)
     for start in range(0, len(data), PIECE_BYTES):

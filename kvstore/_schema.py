@@ -14,13 +14,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-__all__ = ["entries", "metadata", "versionstamps"]
+__all__ = ["entries", "metadata", "queue", "versionstamps"]
 
 metadata = MetaData()
 
@@ -42,6 +43,9 @@ entries = Table(
     Column("expires_us", BigInteger(), nullable=True),
     Column("ttl_us", BigInteger(), nullable=True),
     Column("refresh_on_access", Boolean(), nullable=False),
+    # CRC32 of content_type, metadata and value (``_checksum``), checked on every read; NULL in an entry
+    # written before revision 0003 until it is rewritten.
+    Column("checksum", BigInteger(), nullable=True),
     UniqueConstraint("namespace", "key", name="uq_kvstore_entries_namespace_key"),
 )
 
@@ -59,4 +63,43 @@ versionstamps = Table(
     metadata,
     Column("id", Integer(), primary_key=True, autoincrement=False),
     Column("version", BigInteger(), nullable=False),
+)
+
+# Queue messages. state: 0 waiting (ready once due_us has passed), 1 leased (due_us is when the lease ends), 2 dead
+# letter (kept until cleared). Delivery order is (due_us, id); acknowledged rows are deleted.
+queue = Table(
+    "kvstore_queue",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(26), nullable=False),
+    Column("namespace", String(64).with_variant(String(64, collation="C"), "postgresql"), nullable=False),
+    Column("queue", String(64).with_variant(String(64, collation="C"), "postgresql"), nullable=False),
+    Column("value", LargeBinary(), nullable=False),
+    Column("content_type", String(255), nullable=False),
+    Column("version", BigInteger(), nullable=False),
+    Column("enqueued_us", BigInteger(), nullable=False),
+    Column("due_us", BigInteger(), nullable=False),
+    Column("attempt", Integer(), nullable=False),
+    Column("state", SmallInteger(), nullable=False),
+    Column("lease_token", String(32), nullable=True),
+    Column("backoff", Text(), nullable=False),
+    Column("keys_if_undelivered", Text(), nullable=True),
+)
+
+# Partial: the claim walks only live messages, in delivery order; dead letters have an index of their own.
+Index(
+    "ix_kvstore_queue_due",
+    queue.c.namespace,
+    queue.c.queue,
+    queue.c.due_us,
+    queue.c.id,
+    sqlite_where=queue.c.state < 2,
+    postgresql_where=queue.c.state < 2,
+)
+Index(
+    "ix_kvstore_queue_dead",
+    queue.c.namespace,
+    queue.c.queue,
+    sqlite_where=queue.c.state == 2,
+    postgresql_where=queue.c.state == 2,
 )

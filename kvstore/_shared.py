@@ -7,11 +7,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from ._backends.base import Backend
 from ._errors import ConfigurationError, StorageError
 from ._group import GroupCommit
+from ._shown import shown
 from ._validation import MAX_TTL_US
 
 
@@ -27,8 +28,9 @@ class Shared:
     """What every namespace view of one store shares: backend, group commit, clock, limits, the commit signal."""
 
     __slots__ = (
-        "auto_purge_every", "backend", "changed", "clock", "commits", "group", "max_checks", "max_commit_size",
-        "max_metadata_size", "max_mutations", "max_value_size", "now_us", "purge_batch_size", "watchers", "writes",
+        "auto_purge_every", "backend", "changed", "clock", "commits", "group", "listeners", "max_checks",
+        "max_commit_size", "max_metadata_size", "max_mutations", "max_value_size", "now_us", "purge_batch_size",
+        "watchers", "writes",
     )  # fmt: skip
 
     def __init__(
@@ -58,7 +60,8 @@ class Shared:
         # Watchers in this process wait on ``changed``; ``commits`` counts the writes they were told about.
         self.changed = threading.Condition()
         self.commits = 0
-        self.watchers = 0
+        self.watchers = 0  # watches and queue waiters: a commit notifies ``changed`` only if there are some
+        self.listeners: set[Any] = set()  # open QueueListeners (``_queue_listener``), closed with the store
         # The system clock needs none of the checks a caller's clock gets, nor float rounding: read it in
         # integer nanoseconds. (Chosen once: the clock of a store never changes.)
         self.now_us: Callable[[], int] = _system_now_us if clock is time.time else self._checked_now_us
@@ -67,13 +70,13 @@ class Shared:
         """Now from the caller's clock, checked to be an instant that kvstore can store."""
         now = self.clock()
         if type(now) is not float and type(now) is not int:
-            raise ConfigurationError(f"the store's clock must return epoch seconds as a number, not {now!r}")
+            raise ConfigurationError(f"the store's clock must return epoch seconds as a number, not {shown(now)}")
         try:
             now_us = round(now * 1_000_000)
         except (ValueError, OverflowError) as exc:  # nan, inf
-            raise ConfigurationError(f"the store's clock returned {now!r}, which is no instant") from exc
+            raise ConfigurationError(f"the store's clock returned {shown(now)}, which is no instant") from exc
         if not 0 <= now_us <= _LATEST_NOW_US:
-            raise ConfigurationError(f"the store's clock says {now_us / 1e6} s: not an instant from 1970 to 9998")
+            raise ConfigurationError(f"the store's clock says {shown(now)} s: not an instant from 1970 to 9998")
         return now_us
 
     def committed(self) -> None:

@@ -14,12 +14,15 @@ from typing import IO, Final, Literal, Self
 from ._backends import Backend, open_backend
 from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, format_versionstamp
 from ._errors import ConfigurationError, InvalidOptionsError, StoreUnavailableError
-from ._models import ImportResult, StoreInfo
+from ._models import CheckpointResult, ImportResult, StoreInfo
 from ._namespace import DEFAULT_NAMESPACE, Namespace
 from ._shared import Shared
-from ._validation import MAX_ROWS, Seconds, seconds_of
+from ._shown import shown
+from ._validation import MAX_ROWS, Seconds, check_flag, seconds_of
+from ._verify import VerifyReport, verify_store
 
 _SYNCHRONOUS: Final = ("NORMAL", "FULL")
+_CHECKPOINT_MODES: Final = ("passive", "full", "restart", "truncate")
 
 
 _POSTGRES_SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg")
@@ -27,7 +30,7 @@ _POSTGRES_SCHEMES: Final = ("postgresql", "postgres", "postgresql+psycopg")
 
 def _parse_target(target: str | os.PathLike[str]) -> tuple[str, str]:
     """("sqlite", path or ``:memory:``) or ("postgresql", URL) for a file path or an SQLAlchemy URL."""
-    if isinstance(target, os.PathLike):
+    if issubclass(type(target), os.PathLike):  # not isinstance(): that would ask the object its __class__
         return "sqlite", _sqlite_location(os.fspath(target))
     if type(target) is not str:
         raise ConfigurationError(f"a store is opened from a path or URL string, not {type(target).__name__}")
@@ -88,13 +91,15 @@ def _seconds(name: str, value: object, *, positive: bool = True) -> float:
     seconds = seconds_of(value)
     if seconds is None or not math.isfinite(seconds) or seconds < 0 or (positive and seconds == 0):
         what = "positive" if positive else "non-negative"
-        raise ConfigurationError(f"{name} must be a datetime.timedelta or a {what} number of seconds, got {value!r}")
+        raise ConfigurationError(
+            f"{name} must be a datetime.timedelta or a {what} number of seconds, got {shown(value)}"
+        )
     return seconds
 
 
 def _positive_int(name: str, value: object) -> int:
     if type(value) is not int or value < 1:
-        raise ConfigurationError(f"{name} must be a positive int, got {value!r}")
+        raise ConfigurationError(f"{name} must be a positive int, got {shown(value)}")
     return value
 
 
@@ -136,10 +141,12 @@ class KVStore(Namespace):
         if not callable(clock):
             raise ConfigurationError("clock must be a callable returning epoch seconds")
         busy = _seconds("busy_timeout", busy_timeout, positive=False)
-        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
-            raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
+        if type(synchronous) is not str or synchronous.upper() not in _SYNCHRONOUS:
+            raise ConfigurationError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {shown(synchronous)}")
         if type(auto_purge_every) is not int or auto_purge_every < 0:
-            raise ConfigurationError(f"auto_purge_every must be an int >= 0 (0 turns it off), got {auto_purge_every!r}")
+            raise ConfigurationError(
+                f"auto_purge_every must be an int >= 0 (0 turns it off), got {shown(auto_purge_every)}"
+            )
         # Every option is checked before the database is opened: a bad one must leave no file behind.
         value_size = _positive_int("max_value_size", max_value_size)
         metadata_size = _positive_int("max_metadata_size", max_metadata_size)
@@ -190,6 +197,19 @@ class KVStore(Namespace):
             if deleted < shared.purge_batch_size:
                 return total
 
+    def checkpoint(self, mode: Literal["passive", "full", "restart", "truncate"] = "passive") -> CheckpointResult:
+        """Copy the WAL's commits into the database file now, in one of SQLite's modes: "passive" (what no
+        reader or writer holds up), "full" (waits for the writers), "restart" (also for readers, so the next
+        writer starts the WAL over), "truncate" (as restart, then empties the WAL file, giving its space back).
+
+        A write that finds the disk full runs a "truncate" checkpoint itself and is tried once more. In memory
+        and on PostgreSQL (which checkpoints its own WAL) it does nothing and reports (False, 0, 0).
+        """
+        if type(mode) is not str or mode not in _CHECKPOINT_MODES:
+            got = repr(mode[:40]) if type(mode) is str else f"a {type(mode).__name__}"  # bounded: never a huge repr
+            raise InvalidOptionsError(f"mode must be one of {', '.join(_CHECKPOINT_MODES)}, got {got}")
+        return CheckpointResult(*self._backend.checkpoint(mode))
+
     def info(self) -> StoreInfo:
         """Figures about the database: entries live and expired, namespaces, schema, size (one snapshot)."""
         live, expired, namespaces, version, revision, size, journal = self._backend.stats(self._shared.now_us())
@@ -214,10 +234,17 @@ class KVStore(Namespace):
         """
         kind, path = _parse_target(target)
         if kind != "sqlite" or path == ":memory:":
-            raise InvalidOptionsError(f"a backup is written to a new SQLite file; {target!r} names none")
+            raise InvalidOptionsError(f"a backup is written to a new SQLite file; {shown(target)} names none")
         if os.path.lexists(path):
             raise InvalidOptionsError(f"the backup target {path!r} exists: a backup is written to a new file only")
         self._backend.backup(path, progress)
+
+    def verify(self, *, quick: bool = False, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Scan the whole store for damage and report it (nothing is repaired): SQLite's integrity check
+        (``quick``: its quick_check), then every entry's checksum and columns, from one snapshot, calling
+        ``progress(entries checked, entries in all)`` as it goes. ``report.ok`` says whether all is sound."""
+        check_flag("quick", quick)
+        return verify_store(self._backend, quick, progress)
 
     def export_jsonl(self, file: IO[str] | IO[bytes], *, progress: Callable[[int, int], None] | None = None) -> int:
         """Write every live entry of every namespace to ``file`` (text, or binary for UTF-8) as JSON Lines, in
@@ -254,9 +281,12 @@ class KVStore(Namespace):
         return import_jsonl(self._shared, file, on_existing, progress)
 
     def close(self) -> None:
-        """Close every connection; using the store afterwards raises StoreClosedError, and watches end."""
-        self._backend.close()
+        """Close every connection; using the store afterwards raises StoreClosedError, and watches end.
+        Queue listeners are closed first, their running handlers waited for."""
         shared = self._shared
+        for listener in list(shared.listeners):
+            listener.close()
+        self._backend.close()
         with shared.changed:
             shared.changed.notify_all()
 

@@ -20,6 +20,7 @@ from ._errors import InvalidOptionsError, KeyExistsError, ValidationError
 from ._lines import line_of, row_of
 from ._models import ImportResult
 from ._shared import Shared
+from ._shown import shown
 from ._write import restore_batch
 
 ON_EXISTING: Final = ("fail", "skip", "overwrite")
@@ -68,8 +69,8 @@ def import_jsonl(
     different batches), "skip" (the entry stays, and the first of a key brought twice wins) or "overwrite"
     (the last wins).
     """
-    if on_existing not in ON_EXISTING:
-        raise InvalidOptionsError(f"on_existing must be one of {', '.join(ON_EXISTING)}, got {on_existing!r}")
+    if type(on_existing) is not str or on_existing not in ON_EXISTING:
+        raise InvalidOptionsError(f"on_existing must be one of {', '.join(ON_EXISTING)}, got {shown(on_existing)}")
     if not callable(getattr(file, "read", None)):
         raise InvalidOptionsError(f"import_jsonl reads a file object, not a {type(file).__name__}: open it first")
     with _twice(file) as (first, again):

@@ -19,6 +19,7 @@ from ._errors import (
     InvalidTTLError,
     InvalidVersionstampError,
 )
+from ._shown import shown
 
 # The units of the durations kvstore takes, named so that signatures and help() say them. Wherever a
 # duration is taken, a datetime.timedelta is taken too, and means what it says whatever the unit.
@@ -53,7 +54,8 @@ _CONTENT_TYPE = re.compile(
 
 def check_keys(keys: object) -> list[str]:
     """Return ``keys`` (an iterable of keys, not a single string) as a list, each key checked."""
-    if isinstance(keys, str | bytes) or not isinstance(keys, Iterable):
+    # The type, then isinstance only when it matches: isinstance alone would ask a non-matching object its __class__.
+    if issubclass(type(keys), str | bytes) or not (issubclass(type(keys), Iterable) and isinstance(keys, Iterable)):
         raise InvalidOptionsError("keys must be an iterable of key strings, not a single string or object")
     return list(map(check_key, keys))
 
@@ -105,7 +107,7 @@ def check_namespace(name: object) -> str:
         raise InvalidNamespaceError(f"namespace must be a str, not {type(name).__name__}")
     if _NAMESPACE.fullmatch(name) is None:
         raise InvalidNamespaceError(
-            f"namespace {name!r} must be 1 to {MAX_NAMESPACE_LENGTH} letters, digits, '-' or '_'"
+            f"namespace {shown(name)} must be 1 to {MAX_NAMESPACE_LENGTH} letters, digits, '-' or '_'"
         )
     return name
 
@@ -113,7 +115,9 @@ def check_namespace(name: object) -> str:
 def check_versionstamp(versionstamp: object, option: str = "if_versionstamp") -> str:
     """Return ``versionstamp`` if it is 20 lowercase hex characters."""
     if type(versionstamp) is not str or _VERSIONSTAMP.fullmatch(versionstamp) is None:
-        raise InvalidVersionstampError(f"{option} must be a 20-character lowercase hex string, got {versionstamp!r}")
+        raise InvalidVersionstampError(
+            f"{option} must be a 20-character lowercase hex string, got {shown(versionstamp)}"
+        )
     return versionstamp
 
 
@@ -122,7 +126,7 @@ def check_content_type(content_type: object) -> str:
     if type(content_type) is not str:
         raise InvalidContentTypeError(f"content_type must be a str, not {type(content_type).__name__}")
     if len(content_type) > MAX_CONTENT_TYPE_LENGTH or _CONTENT_TYPE.fullmatch(content_type) is None:
-        raise InvalidContentTypeError(f"content_type {content_type!r} does not look like type/subtype")
+        raise InvalidContentTypeError(f"content_type {shown(content_type)} does not look like type/subtype")
     return content_type
 
 
@@ -136,10 +140,10 @@ def check_flag(name: str, value: object) -> bool:
 def ttl_from_expire_in(expire_in: object) -> int:
     """Validate ``expire_in`` (a timedelta, or a number of milliseconds) and return the TTL in microseconds."""
     if type(expire_in) not in (int, float):
-        if isinstance(expire_in, timedelta):
+        if issubclass(type(expire_in), timedelta) and isinstance(expire_in, timedelta):
             ttl_us = timedelta_us(expire_in)
             if not MIN_TTL_US <= ttl_us <= MAX_TTL_US:
-                raise InvalidTTLError(f"expire_in must be between 60 s and 365 days, got {expire_in!r}")
+                raise InvalidTTLError(f"expire_in must be between 60 s and 365 days, got {shown(expire_in)}")
             return ttl_us
         raise InvalidTTLError(
             f"expire_in must be a datetime.timedelta or a number of milliseconds, not {type(expire_in).__name__}"
@@ -149,7 +153,7 @@ def ttl_from_expire_in(expire_in: object) -> int:
     if not MIN_TTL_MS <= expire_in <= MAX_TTL_MS:
         raise InvalidTTLError(
             f"expire_in must be between {MIN_TTL_MS} and {MAX_TTL_MS} milliseconds (60 s to 365 days), "
-            f"got {expire_in!r} ms: a number is milliseconds; a datetime.timedelta says its unit"
+            f"got {shown(expire_in)} ms: a number is milliseconds; a datetime.timedelta says its unit"
         )
     return expire_in * 1000 if type(expire_in) is int else round(expire_in * 1000)
 
@@ -157,14 +161,16 @@ def ttl_from_expire_in(expire_in: object) -> int:
 def seconds_of(duration: object) -> float | None:
     """``duration`` in seconds (inf past a float's range): a timedelta, or an int or float taken as seconds
     (a bool is not a number of seconds); None for anything else. The caller checks the range."""
-    if isinstance(duration, timedelta):
-        return duration.total_seconds()
-    if not isinstance(duration, int | float) or isinstance(duration, bool):
+    # By type and the base types' own methods: a subclass's (a caller's) code never runs.
+    kind = type(duration)
+    if issubclass(kind, timedelta):
+        return timedelta.total_seconds(duration)  # type: ignore[arg-type]
+    if kind is bool or not issubclass(kind, int | float):
         return None
     try:
-        return float(duration)
-    except OverflowError:  # an int past a float's range: longer than any bound
-        return math.inf
+        return int.__float__(duration) if issubclass(kind, int) else float.__float__(duration)  # type: ignore[arg-type]
+    except OverflowError:  # an int past a float's range: longer (or more negative) than any bound
+        return -math.inf if int.__lt__(duration, 0) else math.inf  # type: ignore[operator]
 
 
 def check_interval(interval: object) -> float:
@@ -172,14 +178,14 @@ def check_interval(interval: object) -> float:
     seconds = seconds_of(interval)
     if seconds is None or not 0 < seconds <= 3600:  # NaN compares false
         raise InvalidOptionsError(
-            f"interval must be a datetime.timedelta or a number of seconds in (0, 3600], got {interval!r}"
+            f"interval must be a datetime.timedelta or a number of seconds in (0, 3600], got {shown(interval)}"
         )
     return seconds
 
 
 def ttl_from_expire_at(expire_at: object, now_us: int) -> int:
     """Validate ``expire_at`` (an aware datetime) against ``now_us`` and return the TTL in microseconds."""
-    if not isinstance(expire_at, datetime):
+    if not (issubclass(type(expire_at), datetime) and isinstance(expire_at, datetime)):
         raise InvalidTTLError(f"expire_at must be a datetime, not {type(expire_at).__name__}")
     if expire_at.utcoffset() is None:
         raise InvalidTTLError("expire_at must be timezone-aware (a naive datetime has no defined instant)")

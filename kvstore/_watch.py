@@ -86,7 +86,7 @@ class Watch(Iterator[list[Entry | None]]):
         found = self._shared.backend.get_many(self._namespace, self._keys, now_us)
         versions: dict[str, int] = {}
         expiries: list[int] = []
-        for _, version, _, _, _, _, expires_us, _, key in found:
+        for _, version, _, _, _, _, expires_us, _, _, key in found:
             versions[key] = version
             if expires_us is not None:
                 expiries.append(expires_us)

@@ -1,7 +1,8 @@
 """The ``kvstore`` command: serve a store over HTTP, or read and write one from the shell.
 
 This module holds the group and ``serve``; the other commands live in ``kvstore._cli`` (``entries``: get, set,
-delete, list, count, delete-prefix, watch; ``store``: purge, info, migrate, backup, export, import), with what
+delete, list, count, delete-prefix, watch; ``store``: purge, info, migrate, backup, export, import; ``queue``:
+enqueue, queue info, queue peek), with what
 they share (``common``: the error contract, JSON output, opening --db) and the progress line (``progress``).
 Every data command takes ``--db`` and prints JSON on stdout; the exit codes are the group's help below.
 """
@@ -15,9 +16,9 @@ except ImportError:  # the console script is installed with the package, click o
         'kvstore\'s command line needs the cli extra: pip install "stampkv[cli]" (in a checkout: pip install ".[cli]")'
     ) from None
 
-from kvstore import ConfigurationError, __version__
+from kvstore import ConfigurationError, KVError, KVStore, __version__
 
-from ._cli import entries, store
+from ._cli import entries, queue, store
 from ._cli.common import Group, NotStarted, db_option, fail
 
 
@@ -27,7 +28,8 @@ def main() -> None:
     """kvstore: an embedded key-value store on SQLite (or PostgreSQL), from the shell or over HTTP.
 
     Every command takes --db (a file path, or a postgresql:// URL); all but serve print JSON on stdout: one
-    document, or JSON Lines for list, watch and export. Only set, import and migrate create a database.
+    document, or JSON Lines for list, watch, export and queue peek. Only set, enqueue, import and migrate
+    create a database.
 
     \b
     Exit codes:
@@ -60,6 +62,13 @@ def main() -> None:
     help="Worker processes; each opens its own store on the same --db (a file or PostgreSQL).",
 )
 @click.option("--access-log", is_flag=True, help="Log every request (off by default: it costs more than a get).")
+@click.option(
+    "--head-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds a connection has to send a complete request head (after it opens or after an answer).",
+)
 def serve(
     db: str,
     host: str,
@@ -68,6 +77,7 @@ def serve(
     max_body_size: int | None,
     workers: int,
     access_log: bool,
+    head_timeout: float,
 ) -> None:
     """Serve the store at --db over HTTP: both seed APIs, with OpenAPI at /openapi.json."""
     try:
@@ -84,9 +94,20 @@ def serve(
     if not parsed:
         click.echo("warning: no --token given: anyone who can reach the port can read and write", err=True)
     limit = max_body_size or DEFAULT_MAX_BODY_SIZE
+    try:  # opened here first, so that a store that cannot be opened is one line, not a worker's traceback
+        KVStore(db).close()
+    except KVError as error:
+        fail(error)
     try:
         serve_http(
-            db, host=host, port=port, workers=workers, tokens=parsed or None, max_body_size=limit, access_log=access_log
+            db,
+            host=host,
+            port=port,
+            workers=workers,
+            tokens=parsed or None,
+            max_body_size=limit,
+            access_log=access_log,
+            head_timeout=head_timeout,
         )
     except SystemExit as exc:  # uvicorn exits 3 (1 with workers) when it cannot start: the port is taken, say
         if exc.code not in (0, None):
@@ -104,10 +125,14 @@ for _command in (
     entries.watch,
     store.purge,
     store.info,
+    store.checkpoint,
     store.migrate,
+    store.check,
     store.backup,
     store.export_command,
     store.import_command,
+    queue.enqueue,
+    queue.queue_group,
 ):
     main.add_command(_command)
 del _command

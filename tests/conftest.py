@@ -168,7 +168,7 @@ class Stores:
             import psycopg
 
             with psycopg.connect(libpq_url(self.target), autocommit=True) as conn:
-                conn.execute("TRUNCATE kvstore_entries")
+                conn.execute("TRUNCATE kvstore_entries, kvstore_queue")
                 conn.execute("UPDATE kvstore_versionstamp SET version = 0")
         return store
 

@@ -410,3 +410,84 @@ def test_http_part_reports_all_six_ratios_and_the_large_value_figure(run: tuple[
     assert len(judged) == 8
     assert all(passed in (True, False) for passed in judged.values())
     assert "## HTTP (issue 15)" in (out / "results.md").read_text()
+
+
+# --- the queue part: a run at tiny sizes, and its judging on canned figures -------------------------------
+
+
+@pytest.fixture
+def queue_bench(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The queue part's modules, imported as run.py imports them (benchmarks/ on the path)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import _queue_part
+    import _report_queue
+
+    return _queue_part, _report_queue
+
+
+def test_queue_part_measures_every_installed_queue_at_tiny_sizes(
+    queue_bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    part, report = queue_bench
+    monkeypatch.setattr(part, "QUICK", part.Scale(messages=30, rounds=2, latency_messages=20, rate=500.0))
+    steps: list[str] = []
+
+    class Progress:
+        def done(self, title: str, detail: str, took: float) -> None:
+            steps.append(title)
+
+    data = part.run_queue(tmp_path, quick=True, progress=Progress())
+    assert data["failed"] == {}
+    assert len(steps) == part.STEPS
+    ran = {name for name, peer in data["peers"].items() if peer["available"]}
+    assert {"kvstore", "raw"} <= ran
+    assert set(data["median"]) == set(data["latency"]) == ran
+    for name in ran:
+        figures = {"enqueue", "drain_1"} | (set() if name == "deno" else {"drain_4"})
+        assert set(data["median"][name]) == figures, name
+        assert [len(data["rates"][name][figure]) for figure in sorted(figures)] == [2] * len(figures)
+        assert data["latency"][name]["count"] == 20
+        _positive({"rates": data["rates"][name], "latency": data["latency"][name]}, name)
+    judged = {target["id"]: target for target in report.queue_targets({"queue": data})}
+    for ident, target in judged.items():
+        peer = next((p for p in ("persistqueue", "raw", "deno") if ident.endswith(p)), "kvstore")
+        assert (target["pass"] is None) == (peer not in ran), ident  # judged whenever both sides ran
+    section = "\n".join(report.queue_section({"queue": data}))
+    assert "## Queues (issue 16)" in section
+    assert all(f"| {target['target']} |" in section for target in judged.values())
+
+
+def _queue_part(ratio: float, p99: float = 2.0, deno: bool = True) -> dict[str, Any]:
+    """A queue part's results where kvstore's rates are ``ratio`` times every peer's."""
+    peer = {"enqueue": 1_000.0, "drain_1": 1_000.0, "drain_4": 1_000.0}
+    names = ["kvstore", "persistqueue", "raw", *(["deno"] if deno else [])]
+    return {
+        "scale": {"rate": 500.0},
+        "peers": {name: {"available": True} for name in names} | {"deno": {"available": deno}},
+        "median": {"kvstore": {f: r * ratio for f, r in peer.items()}} | {n: peer for n in names if n != "kvstore"},
+        "latency": {"kvstore": {"p99_ms": p99}},
+        "failed": {},
+    }
+
+
+def test_queue_targets_are_judged_on_ratios_of_median_rates(queue_bench: Any) -> None:
+    _, report = queue_bench
+
+    def judged(part: dict[str, Any]) -> dict[str, bool | None]:
+        return {t["id"]: t["pass"] for t in report.queue_targets({"queue": part})}
+
+    assert {ident for ident, ok in judged(_queue_part(1.0)).items() if ok} == {
+        "queue_enqueue_vs_persistqueue", "queue_enqueue_vs_raw", "queue_drain_vs_raw", "queue_enqueue_vs_deno",
+        "queue_drain_vs_deno", "queue_p99_delay",
+    }  # fmt: skip
+    assert all(judged(_queue_part(2.0)).values())
+    assert not judged(_queue_part(2.0, p99=5.01))["queue_p99_delay"]
+    at_floor = judged(_queue_part(0.7))
+    assert at_floor["queue_enqueue_vs_raw"]
+    assert not at_floor["queue_enqueue_vs_persistqueue"]
+    no_deno = judged(_queue_part(2.0, deno=False))
+    assert (no_deno["queue_enqueue_vs_deno"], no_deno["queue_drain_vs_deno"]) == (None, None)  # not installed
+    lost = _queue_part(2.0)
+    del lost["median"]["raw"]  # ran, but failed: its targets fail
+    assert not any(judged(lost)[i] for i in ("queue_enqueue_vs_raw", "queue_drain_vs_raw"))
+    assert report.queue_targets({}) == []  # the part did not run

@@ -11,6 +11,7 @@ from kvstore import (
     AtomicReusedError,
     ForkedStoreError,
     KVError,
+    LeaseLostError,
     StorageError,
     StoreClosedError,
     UsageError,
@@ -66,6 +67,7 @@ def test_the_usage_branch() -> None:
     assert UsageError.__bases__ == (KVError,)
     expected = {UsageError: (409, 1300), StoreClosedError: (503, 1301), AtomicReusedError: (409, 1302)}
     expected[ForkedStoreError] = (409, 1303)
+    expected[LeaseLostError] = (409, 1304)
     for cls, (status, code) in expected.items():
         assert issubclass(cls, UsageError), cls.__name__
         assert not issubclass(cls, StorageError | ValidationError), cls.__name__

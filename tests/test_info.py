@@ -7,6 +7,7 @@ from contextlib import closing
 from pathlib import Path
 
 from kvstore import KVStore, StoreInfo
+from kvstore._migrate import HEAD
 
 from .conftest import FakeClock
 
@@ -16,7 +17,7 @@ def test_info_of_a_file_store(db_path: Path, clock: FakeClock) -> None:
         empty = kv.info()
         assert isinstance(empty, StoreInfo)
         assert (empty.entries, empty.expired, empty.namespaces, empty.last_versionstamp) == (0, 0, 0, None)
-        assert empty.schema_revision == "0001"
+        assert empty.schema_revision == HEAD
         assert empty.journal_mode == "wal"
         assert empty.target == str(db_path)
         # The logical size: pages written so far, some of which may still sit in the WAL.

@@ -134,7 +134,7 @@ scalars: st.SearchStrategy[Value] = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(-(2**63), 2**63 - 1),
-    st.floats(allow_nan=False),
+    st.floats(allow_nan=False, allow_infinity=False),
     short_text,
     st.binary(max_size=8),
 )
@@ -267,6 +267,9 @@ BAD_FLAGS: Final[list[tuple[str, Any]]] = [
     ("refresh_on_access", 1),
 ]
 BAD_VALUES: Final[list[Any]] = [
+    NAN,
+    [1.5, -INF],
+    {"a": {"b": INF}},
     {1, 2},
     (1, 2),
     2**63,

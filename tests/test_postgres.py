@@ -266,7 +266,7 @@ def test_serialization_failures_are_retried_inside_the_library(pg_url: str) -> N
             if len(attempts) < 3:
                 raise pg_errors.SerializationFailure("could not serialize access")
             version = tx.next_version()
-            tx.put(("default", "k", b"\x01", "application/json", None, version, 0, 0, None, None, False))
+            tx.put(("default", "k", b"\x01", "application/json", None, version, 0, 0, None, None, False, None))
             return "done"
 
         assert _backend(kv).transact(flaky) == "done"

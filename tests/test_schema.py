@@ -34,7 +34,7 @@ from kvstore._schema import entries, metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "migrations"
-KVSTORE_TABLES = {"kvstore_entries", "kvstore_versionstamp"}
+KVSTORE_TABLES = {"kvstore_entries", "kvstore_queue", "kvstore_versionstamp"}
 
 
 def _sql_constants() -> dict[str, str]:

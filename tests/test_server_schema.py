@@ -8,6 +8,7 @@ hypothesis profile (KVSTORE_HYPOTHESIS_PROFILE), loaded in conftest.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
@@ -25,7 +27,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from kvstore import InvalidKeyError
+from kvstore._validation import MAX_KEY_LENGTH, MAX_TTL_MS, MIN_TTL_MS, check_key
 from kvstore.server import Token, create_app
+from kvstore.server._store_api import KEY_PATTERN
 
 from .test_server import AUTH, TOKEN, serve
 
@@ -39,6 +44,7 @@ SET_OPTIONS = {
     "overwrite": {"type": "boolean"},
     "metadata": {"type": "object"},
 }
+VERSIONSTAMP = "^[0-9a-f]{20}$"
 SET_KV_RESPONSE = {"versionstamp": {"type": "string"}, "committed": {"type": "boolean"}, "ok": {"type": "boolean"}}
 
 
@@ -58,8 +64,14 @@ def openapi(live_url: str) -> dict[str, Any]:
 def test_setkv_agrees_with_the_store_api_document(openapi: dict[str, Any]) -> None:
     put = openapi["paths"]["/store/{store}/kv/{key}"]["put"]
     assert put["operationId"] == "SetKV"
-    assert put["security"] == [{"bearerToken": []}]
-    assert openapi["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+    assert put["security"] == [{"bearerToken": []}, {"cookie": []}]  # the seed's two schemes, either will do
+    schemes = openapi["components"]["securitySchemes"]
+    assert schemes["bearerToken"]["scheme"] == "bearer"
+    assert {k: schemes["cookie"][k] for k in ("type", "in", "name")} == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "cookie",
+    }
     params = {p["name"]: p for p in put["parameters"]}
     assert params["store"]["schema"]["format"] == "ulid"
     assert params["store"]["required"]
@@ -74,6 +86,40 @@ def test_setkv_agrees_with_the_store_api_document(openapi: dict[str, Any]) -> No
         assert set(properties) == set(expected), name
         for field, kinds in expected.items():
             assert {k: properties[field].get(k) for k in kinds} == kinds, (name, field)
+
+
+def test_the_document_publishes_the_rules_enforced(openapi: dict[str, Any]) -> None:
+    schemas = openapi["components"]["schemas"]
+    for name in ("SetKVRequest", "SetOptions", "StoreValueRequest"):
+        assert schemas[name]["additionalProperties"] is False, name  # closed: an unknown field is a 422
+    options = schemas["SetOptions"]["properties"]
+    assert (options["expireIn"]["minimum"], options["expireIn"]["maximum"]) == (MIN_TTL_MS, MAX_TTL_MS)
+    assert options["ifVersionstamp"]["pattern"] == VERSIONSTAMP
+    ttl = next(s for s in schemas["StoreValueRequest"]["properties"]["ttl"]["anyOf"] if s.get("type") == "integer")
+    assert (ttl["minimum"], ttl["maximum"]) == (MIN_TTL_MS // 1000, MAX_TTL_MS // 1000)
+    for name in ("SetKVResponse", "KVEntry", "StoreValueData", "EntityEntry"):
+        assert schemas[name]["properties"]["versionstamp"]["pattern"] == VERSIONSTAMP, name
+    for path, method in (("/store/{store}/kv/{key}", "put"), ("/store/{store}/kv/{key}", "delete")):
+        params = {p["name"]: p["schema"] for p in openapi["paths"][path][method]["parameters"]}
+        assert params["key"]["pattern"] == KEY_PATTERN
+        assert (params["key"]["minLength"], params["key"]["maxLength"]) == (1, MAX_KEY_LENGTH)
+    delete = {p["name"]: p["schema"] for p in openapi["paths"]["/store/{store}/kv/{key}"]["delete"]["parameters"]}
+    assert delete["ifVersionstamp"]["pattern"] == VERSIONSTAMP  # beside anyOf [string, null]: strings only
+    entity = {p["name"]: p["schema"] for p in openapi["paths"]["/kv/{entity}/{key}"]["put"]["parameters"]}
+    assert entity["key"]["pattern"] == "^[A-Za-z0-9_-]{1,256}$"
+
+
+@settings(database=None, max_examples=300)
+@given(key=st.text(alphabet="ab./-_\n", max_size=12))
+def test_the_published_key_pattern_is_the_librarys_rule(key: str) -> None:
+    try:
+        check_key(key)
+    except InvalidKeyError:
+        valid = False
+    else:
+        valid = True
+    # The document's pattern is ECMA-262, whose $ is the end of the input: Python's \Z.
+    assert (re.fullmatch(KEY_PATTERN.removeprefix("^").removesuffix("$"), key) is not None) == valid, key
 
 
 def test_every_operation_documents_problem_responses(openapi: dict[str, Any]) -> None:

@@ -55,6 +55,7 @@ def test_database_at_base_revision_is_upgraded_and_its_other_tables_kept(tmp_pat
             INSERT INTO app VALUES (42);
             DROP TABLE kvstore_entries;
             DROP TABLE kvstore_versionstamp;
+            DROP TABLE kvstore_queue;
             DELETE FROM {VERSION_TABLE};
             """
         )

@@ -18,18 +18,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-Found: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None]
+Found: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None, int | None]
 """A stored entry as a backend returns it for a key the caller named, positionally: value, version,
-metadata, content_type, created_us, updated_us, expires_us, and the TTL a read refreshes it by (None
-unless refresh_on_access). Times are epoch microseconds. Plain tuples, because the driver's rows are
-already tuples and the read path is hot."""
+metadata, content_type, created_us, updated_us, expires_us, the TTL a read refreshes it by (None
+unless refresh_on_access), and its checksum (``_checksum``; None if written before there was one). Times
+are epoch microseconds. Unchecked: the reader checks the checksum and the columns (``_entries``). Plain
+tuples, because the driver's rows are already tuples and the read path is hot."""
 
-Row: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None, str]
-"""A ``Found`` with its key last (index 8): what a read of many entries returns."""
+Row: TypeAlias = tuple[bytes, int, str | None, str, int, int, int | None, int | None, int | None, str]
+"""A ``Found`` with its key last (index 9): what a read of many entries returns."""
 
 REFRESH_TTL: Final = 7
 """The column of a ``Found`` or ``Row`` that a reader tests before any other (None: no refresh on access)."""
-ROW_KEY: Final = 8
+CHECKSUM: Final = 8
+"""The column of a ``Found`` or ``Row`` that holds its checksum."""
+ROW_KEY: Final = 9
 """The column of a ``Row`` that holds its key."""
 
 
@@ -41,16 +44,20 @@ def rows_within(rows: Iterable[Row], max_bytes: int) -> list[Row]:
     total = 0
     for row in rows:
         taken.append(row)
-        total += len(row[0])
+        try:
+            total += len(row[0])
+        except TypeError:  # not a blob: a row kvstore never wrote, which the reader refuses (``_entries``)
+            continue
         if total > max_bytes and len(taken) > 1:
             break
     return taken
 
 
-PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool]
+PutRow: TypeAlias = tuple[str, str, bytes, str, str | None, int, int, int, int | None, int | None, bool, int | None]
 """A whole entry to write, as ``Transaction.put`` and its kin take it, in the order of the statements'
 parameters: namespace, key, value, content_type, metadata, version,
-created_us, updated_us, expires_us, ttl_us, refresh_on_access."""
+created_us, updated_us, expires_us, ttl_us, refresh_on_access, checksum (of value, content type and metadata:
+``_checksum``; a dump's row may hold None, an entry written before there were checksums)."""
 
 Dump: TypeAlias = tuple[int, Iterator[PutRow]]
 """``Backend.dump``'s snapshot: how many rows it holds, and the rows, as ``PutRow``s in (namespace, key) order."""
@@ -66,8 +73,24 @@ UNCONDITIONAL: Final = -2
 ``parse_versionstamp``'s answer for a versionstamp that names no commit, which no entry matches."""
 
 
+QueueRow: TypeAlias = tuple[str, str, str, bytes, str, int, int, int, str, str | None]
+"""A message to enqueue, in the order of the insert's parameters: message_id, namespace, queue, value,
+content_type, version, enqueued_us, due_us, backoff (comma-separated microseconds), keys_if_undelivered (JSON)."""
+
+Claimed: TypeAlias = tuple[int, str, bytes, str, int, int, str, str | None]
+"""A message a claim leased: row id, message_id, value, content_type, attempt (this delivery's, from 1),
+enqueued_us, backoff, keys_if_undelivered."""
+
+Peeked: TypeAlias = tuple[str, bytes, str, int, int, int]
+"""A message looked at, not taken: message_id, value, content_type, attempt (deliveries so far), enqueued_us,
+due_us."""
+
+
 class Transaction(Protocol):
     """Statements available inside one write transaction, which holds the write lock."""
+
+    def execute(self, sql: str, params: Sequence[Any], /) -> Any:
+        """Run one statement of this backend's own dialect (its queue side's) and return the cursor."""
 
     def current(self, namespace: str, key: str, now_us: int) -> Current | None:
         """The live entry at ``key``, or None."""
@@ -161,8 +184,64 @@ class ChangeProbe(Protocol):
         """Release what the probe holds."""
 
 
+class QueueSide(Protocol):
+    """A backend's queue statements. The writes run inside a write transaction of the store's group commit
+    (``tx``); a ``token`` names one lease, and a write on a message whose lease another claim took (its
+    token changed) changes nothing and returns False."""
+
+    def enqueue(self, tx: Transaction, rows: Sequence[QueueRow]) -> None:
+        """Insert the messages, waiting (state 0)."""
+
+    def try_enqueue(self, row_for: Callable[[int], QueueRow]) -> int | None:
+        """Insert one message (``row_for(version)``) at once, outside a transaction, if this backend can:
+        the version it committed with; None if nothing was written (the caller then runs a transaction)."""
+
+    def claim(
+        self, tx: Transaction, namespace: str, queue: str, now_us: int, until_us: int, token: str
+    ) -> Claimed | None:
+        """Lease the next message due by ``now_us`` (waiting, or leased with its lease run out) until
+        ``until_us`` under ``token``, counting a delivery; None if none is due."""
+
+    def ack(self, tx: Transaction, row_id: int, token: str) -> bool:
+        """Delete the leased message."""
+
+    def claim_alone(
+        self, namespace: str, queue: str, now_us: int, until_us: int, token: str
+    ) -> tuple[Claimed | None] | None:
+        """``claim`` as one statement outside a transaction, if this backend can: ``(the row or None,)``;
+        None if it cannot (the caller then runs a transaction)."""
+
+    def ack_alone(self, row_id: int, token: str) -> bool | None:
+        """``ack`` as one statement outside a transaction, if this backend can; None if it cannot."""
+
+    def release(self, tx: Transaction, row_id: int, token: str, due_us: int) -> bool:
+        """Put the leased message back, waiting until ``due_us``."""
+
+    def renew(self, tx: Transaction, row_id: int, token: str, until_us: int) -> bool:
+        """Move the lease's end to ``until_us``."""
+
+    def bury(self, tx: Transaction, row_id: int, token: str) -> bool:
+        """Make the leased message a dead letter."""
+
+    def clear_dead(self, tx: Transaction, namespace: str, queue: str) -> int:
+        """Delete the queue's dead letters; how many."""
+
+    def counts(self, namespace: str, queue: str, now_us: int) -> tuple[int, int, int, int]:
+        """(ready, delayed, in flight, dead letters), in one snapshot."""
+
+    def peek(self, namespace: str, queue: str, now_us: int, limit: int) -> list[Peeked]:
+        """The next ``limit`` messages due by ``now_us``, in delivery order."""
+
+    def next_due(self, namespace: str, queue: str) -> int | None:
+        """When the earliest message that is not a dead letter is due (a lease's end for a leased one)."""
+
+
 class Backend(Protocol):
     """A database holding kvstore's tables."""
+
+    @property
+    def queue(self) -> QueueSide:
+        """The queue's statements."""
 
     def get(self, namespace: str, key: str, now_us: int) -> Found | None:
         """The live entry at ``key``."""
@@ -235,6 +314,10 @@ class Backend(Protocol):
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         """(live rows, expired rows, namespaces, greatest version of a stored row or 0, schema revision, bytes or
         None, journal mode)."""
+
+    def checkpoint(self, mode: str) -> tuple[bool, int, int]:
+        """Checkpoint the WAL in ``mode`` (passive, full, restart, truncate): (busy, frames in the WAL, frames
+        checkpointed). Where the database manages its own log (in memory, PostgreSQL): (False, 0, 0)."""
 
     def close(self) -> None:
         """Close every connection; later calls raise StoreClosedError."""

@@ -67,6 +67,9 @@ class SQLTransaction(Generic[C]):
         self._conn = conn
         self._sql = sql
 
+    def execute(self, sql: str, params: Sequence[Any], /) -> Cursor:
+        return self._conn.execute(sql, params)
+
     def current(self, namespace: str, key: str, now_us: int) -> Current | None:
         row: Current | None = self._conn.execute(self._sql.current, (namespace, key, now_us)).fetchone()
         return row
@@ -78,15 +81,15 @@ class SQLTransaction(Generic[C]):
         self._conn.execute(self._sql.put, row)
 
     def replace_live(self, row: PutRow, now_us: int) -> bool:
-        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
-        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
+        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh, crc = row
+        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, crc, namespace, key)
         return self._changed_one(self._sql.replace_live, (*params, now_us))
 
     def put_if(self, row: PutRow, expected: int | None, now_us: int) -> bool:
         if expected is None:
             return self._changed_one(self._sql.put_if_absent, (*row, now_us))
-        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh = row
-        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, namespace, key)
+        namespace, key, value, content_type, metadata, version, _, updated_us, expires_us, ttl_us, refresh, crc = row
+        params = (value, content_type, metadata, version, updated_us, expires_us, ttl_us, refresh, crc, namespace, key)
         return self._changed_one(self._sql.put_if_version, (*params, expected, now_us))
 
     def _changed_one(self, sql: str, params: Sequence[Any]) -> bool:

@@ -144,7 +144,7 @@ def open_store(db: str, *, create: bool = False) -> Iterator[KVStore]:
         if missing is not None:
             command = click.get_current_context().info_name
             raise StoreUnavailableError(
-                f"database {missing!r} does not exist: {command} creates none (set, import and migrate do)"
+                f"database {missing!r} does not exist: {command} creates none (set, enqueue, import and migrate do)"
             )
         with KVStore(db) as kv:
             yield kv

@@ -1,7 +1,7 @@
-"""The commands on a whole store: purge, info, migrate, backup, export and import.
+"""The commands on a whole store: purge, info, checkpoint, migrate, check, backup, export and import.
 
 Each is a thin call of one method of the library; its docstring is its ``--help``. The long runs (backup,
-export, import) draw a progress line on stderr while it is a terminal.
+export, import, check) draw a progress line on stderr while it is a terminal.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import BinaryIO, Literal, cast
 
 import click
 
-from .common import db_option, open_store, output
+from kvstore import CorruptEntryError, VerifyReport
+
+from .common import db_option, fail, open_store, output
 from .progress import Progress
 
 
@@ -30,6 +32,21 @@ def info(db: str) -> None:
     """Print figures about the database as JSON: entries, namespaces, schema revision, size."""
     with open_store(db) as kv:
         output(kv.info()._asdict())
+
+
+@click.command()
+@db_option
+@click.option(
+    "--mode",
+    type=click.Choice(["passive", "full", "restart", "truncate"]),
+    default="passive",
+    show_default=True,
+    help="SQLite's checkpoint mode; truncate also empties the WAL file, giving its space back.",
+)
+def checkpoint(db: str, mode: str) -> None:
+    """Copy the WAL into the database file now; print {"busy", "wal_frames", "checkpointed"} (PostgreSQL: a no-op)."""
+    with open_store(db) as kv:
+        output(kv.checkpoint(cast(Literal["passive", "full", "restart", "truncate"], mode))._asdict())
 
 
 @click.command()
@@ -53,6 +70,33 @@ def backup(db: str, target: str) -> None:
     with open_store(db) as kv, Progress("backup", unit) as progress:
         kv.backup(target, progress=progress)
     output({"target": target, "size_bytes": os.path.getsize(target)})
+
+
+@click.command()
+@db_option
+@click.option("--quick", is_flag=True, help="SQLite's quick_check instead of integrity_check (skips index contents).")
+def check(db: str, quick: bool) -> None:
+    """Scan the store for damage: SQLite's integrity check, then every entry's checksum and columns.
+
+    Prints the report as JSON: checked, damaged (namespace, key, column, problem), damaged_count,
+    without_checksum, integrity (SQLite's answer; null on PostgreSQL), scan_error, ok. Exit 0 if all is sound;
+    1 if anything is damaged, the report still on stdout and a corrupt-entry problem on stderr.
+    """
+    with open_store(db) as kv, Progress("check", "entries") as progress:
+        report = kv.verify(quick=quick, progress=progress)
+    output({**report._asdict(), "damaged": [entry._asdict() for entry in report.damaged], "ok": report.ok})
+    if not report.ok:
+        sys.stdout.flush()
+        fail(CorruptEntryError(f"the store is damaged: {_summary(report)}"))
+
+
+def _summary(report: VerifyReport) -> str:
+    parts = [f"{report.damaged_count} of {report.checked} entries fail their checks"]
+    if report.integrity not in (None, "ok"):
+        parts.append(f"the integrity check found: {report.integrity.splitlines()[0][:200]}")
+    if report.scan_error is not None:
+        parts.append(report.scan_error)
+    return "; ".join(parts)
 
 
 @click.command(name="export")

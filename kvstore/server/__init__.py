@@ -13,7 +13,10 @@ API, ``user`` or ``event``). Bytes travel in JSON as base64 beside ``"encoding":
 
 Limits: a body over ``max_body_size`` is a 413; bodies over 1 MiB are parsed and encoded in a thread and
 share ``body_budget`` bytes (a 503 with Retry-After after 30 s in line); a listing page stops at 4 MiB of
-values (always one entry at least) and its cursor goes on.
+values (always one entry at least) and its cursor goes on. Under ``serve``, a connection has
+``head_timeout`` seconds (10 by default) to send a complete request head, or it is closed.
+
+Auth: a bearer token, or the same token in a cookie named ``cookie`` (the seed's two security schemes).
 """
 
 try:

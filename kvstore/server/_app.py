@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from fastapi import APIRouter, FastAPI, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPBearer
+from fastapi.security import APIKeyCookie, HTTPBearer
 from starlette.exceptions import HTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -18,16 +18,23 @@ from kvstore import AsyncKVStore
 
 from ._entity_api import entity_routes
 from ._fast import FastPath
-from ._guard import Guard, Token, guarded_route
+from ._guard import COOKIE, Guard, Token, guarded_route
 from ._problems import problem_handler
 from ._store_api import store_routes
 from ._views import Views
 
 DEFAULT_MAX_BODY_SIZE: Final = 24 * 1024 * 1024  # a 16 MiB value as base64 in JSON, with room to spare
 
-# Declares the scheme in the OpenAPI document; the check itself is Guard.authorize, before the body is read.
+# Declare the seed's two schemes in the OpenAPI document (either one will do); the check itself is
+# Guard.authorize, before the body is read.
 _BEARER = HTTPBearer(
     auto_error=False, scheme_name="bearerToken", description="A token configured on the server (--token)."
+)
+_COOKIE = APIKeyCookie(
+    name=COOKIE,
+    auto_error=False,
+    scheme_name="cookie",
+    description="The same token in a cookie named `cookie`, read when there is no Authorization header.",
 )
 
 _DESCRIPTION = """\
@@ -45,16 +52,17 @@ def create_router(
     """The routes of both APIs on ``store``, for ``app.include_router``.
 
     ``tokens=None`` serves without authentication; otherwise every request needs one of the tokens as a
-    bearer token. Bodies over ``max_body_size`` bytes get 413. Bodies over 1 MiB share ``body_budget``
-    bytes (default: twice ``max_body_size``): one that does not fit waits its turn, 30 s at most, then
-    gets a 503 with Retry-After. Errors in these routes are problem responses whatever the including
+    bearer token (or, without an Authorization header, as the value of a cookie named ``cookie``).
+    Bodies over ``max_body_size`` bytes get 413. Bodies over 1 MiB share ``body_budget`` bytes (default:
+    twice ``max_body_size``): one that does not fit waits its turn, 30 s at most, then gets a 503 with
+    Retry-After. Errors in these routes are problem responses whatever the including
     app's handlers do; the app opens and closes ``store``.
     """
     return _routes(Guard(tokens, max_body_size, body_budget), Views(store))
 
 
 def _routes(guard: Guard, views: Views) -> APIRouter:
-    router = APIRouter(route_class=guarded_route(guard), dependencies=[Security(_BEARER)])
+    router = APIRouter(route_class=guarded_route(guard), dependencies=[Security(_BEARER), Security(_COOKIE)])
     store_routes(router, views)
     entity_routes(router, views)
     return router

@@ -1,10 +1,13 @@
-"""What every request passes before its handler: bearer-token auth, then the body-size limit.
+"""What every request passes before its handler: auth (a bearer token, or the seed's cookie named
+``cookie``), then the body-size limit, then a JSON body's parse.
 
-Both run in the route class, so a router included in someone else's app keeps them, and its errors
+They run in the route class, so a router included in someone else's app keeps them, and its errors
 render as problems whatever that app's exception handlers do. The body is read here from the ASGI
 ``receive`` stream, chunk by chunk: a declared Content-Length over the limit is refused before any byte
 is read, and a streamed body is refused as soon as its count passes the limit, never read whole. A large
-body holds its share of the byte budget (``_budget``) until its request is answered.
+body holds its share of the byte budget (``_budget``) until its request is answered. The route class
+also answers HEAD on a GET route as that GET without its body, and a method a path does not take with a
+405 whose ``Allow`` names every method the path takes.
 """
 
 from __future__ import annotations
@@ -13,18 +16,23 @@ import hmac
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Message, Receive
+from starlette.routing import Match
+from starlette.types import Message, Receive, Scope, Send
 from ulid import ULID
 
+from kvstore import ValidationError
+
 from ._budget import LARGE_BODY, BodyBudget
-from ._problems import BadRequest, Forbidden, PayloadTooLarge, Unauthorized, answered
+from ._json import DuplicateKeyError, decode, json_type
+from ._problems import BadRequest, Forbidden, MethodNotAllowed, PayloadTooLarge, Unauthorized, answered
 
 _CHALLENGE = 'Bearer realm="kvstore"'
+COOKIE = "cookie"  # the name of the seed's cookie security scheme (000_*.txt: apiKey, in: cookie)
 LARGE = "kvstore.large_body"  # set in the scope of a request whose body took a share of the budget
 
 
@@ -66,13 +74,23 @@ class Guard:
         self.budget = BodyBudget(budget)
 
     def authorize(self, request: Request) -> None:
-        """Raise Unauthorized (401) or Forbidden (403) unless the request may go on."""
+        """Raise Unauthorized (401) or Forbidden (403) unless the request may go on.
+
+        The token is the bearer token of an Authorization header; without that header, the value of the
+        cookie named ``cookie`` (the seed's second security scheme).
+        """
         if self.tokens is None:
             return
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
+        header = request.headers.get("authorization")
+        if header is None:
+            given = request.cookies.get(COOKIE, "")  # parsed only when there is no Authorization header
+        else:
+            scheme, _, given = header.partition(" ")
+            given = given if scheme.lower() == "bearer" else ""
+        if not given.strip():
             raise Unauthorized(
-                "a bearer token is required: Authorization: Bearer <token>", {"WWW-Authenticate": _CHALLENGE}
+                "a token is required: Authorization: Bearer <token>, or a cookie named cookie",
+                {"WWW-Authenticate": _CHALLENGE},
             )
         candidate = given.strip().encode()
         match: Token | None = None
@@ -81,7 +99,7 @@ class Guard:
                 match = token
         if match is None:
             challenge = _CHALLENGE + ', error="invalid_token"'
-            raise Unauthorized("the bearer token is not valid", {"WWW-Authenticate": challenge})
+            raise Unauthorized("the token is not valid", {"WWW-Authenticate": challenge})
         store = request.path_params.get("store") or request.path_params.get("entity")
         if match.stores is not None and (store is None or canonical_store(str(store)) not in match.stores):
             raise Forbidden(f"this token may not reach store {store!r}")
@@ -119,10 +137,36 @@ class Guard:
                 self.budget.release(reserved)
 
     @asynccontextmanager
-    async def read_body(self, request: Request) -> AsyncIterator[Request]:
-        """Read the body within the limit and budget; yield a request that replays it to the handler."""
+    async def read_body(self, request: Request, parse: bool) -> AsyncIterator[Request]:
+        """Read the body within the limit and budget; yield a request that replays it to the handler.
+
+        With ``parse`` (a route that takes a body), a JSON body is parsed here, once, and handed to the
+        handler as its ``json()``: a key named twice in an object is a 422 problem. A body that is not
+        JSON at all is left to the route's own parse, which answers it.
+        """
         async with self.body(request) as body:
+            if parse and body and json_type(request.headers.get("content-type")):
+                try:
+                    parsed = decode(body)
+                except DuplicateKeyError as exc:
+                    raise ValidationError(f"body: {exc}") from None
+                except ValueError:
+                    pass
+                else:
+                    yield _Parsed(request.scope, replaying(body, request.receive), parsed)
+                    return
             yield Request(request.scope, replaying(body, request.receive))
+
+
+class _Parsed(Request):
+    """A request whose JSON body is parsed already."""
+
+    def __init__(self, scope: Scope, receive: Receive, parsed: Any) -> None:
+        super().__init__(scope, receive)
+        self._parsed = parsed
+
+    async def json(self) -> Any:
+        return self._parsed
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:
@@ -139,17 +183,56 @@ def replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
+def _headless(send: Send) -> Send:
+    """An ASGI ``send`` that passes a response's status and headers on, and none of its body."""
+
+    async def headless(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
+        await send(message)
+
+    return headless
+
+
 def guarded_route(guard: Guard) -> type[APIRoute]:
     """A route class whose handlers authorize, limit the body, and answer every error with problems."""
 
     class GuardedRoute(APIRoute):
+        siblings: ClassVar[list[APIRoute]] = []  # every route of this class: the methods a path takes
+
+        def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+            super().__init__(path, endpoint, **kwargs)
+            self.siblings.append(self)
+
+        methods: set[str]  # always given here: every route of the service names its method
+
+        def matches(self, scope: Scope) -> tuple[Match, Scope]:
+            if scope["type"] == "http" and scope["method"] == "HEAD" and "GET" in self.methods:
+                return super().matches({**scope, "method": "GET"})
+            return super().matches(scope)
+
+        async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+            method = scope["method"]
+            if method == "HEAD" and "GET" in self.methods:
+                await super().handle({**scope, "method": "GET"}, receive, _headless(send))
+            elif method not in self.methods:
+                allowed = {m for r in self.siblings if r.matches(scope)[0] is not Match.NONE for m in r.methods or ()}
+                if "GET" in allowed:
+                    allowed.add("HEAD")
+                allow = ", ".join(sorted(allowed))
+                problem = MethodNotAllowed(f"{method[:16]} is not a method of this path: {allow}", {"Allow": allow})
+                await answered(problem, Request(scope))(scope, receive, send)
+            else:
+                await super().handle(scope, receive, send)
+
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
+            parse = self.body_field is not None
 
             async def guarded(request: Request) -> Response:
                 try:
                     guard.authorize(request)
-                    async with guard.read_body(request) as replayed:
+                    async with guard.read_body(request, parse) as replayed:
                         return await handler(replayed)
                 except Exception as exc:
                     return answered(exc, request)

@@ -37,7 +37,7 @@ KILLS_WHILE_WRITING: Final = 75  # per variant (alone / observed): 150 kills
 KILLS_WHILE_PURGING: Final = 30
 KILLS_WHILE_MIGRATING: Final = 30
 MAX_ROUNDS: Final = 3  # a test that cannot land its kills where it wants in 3x the rounds fails
-KVSTORE_TABLES: Final = {"kvstore_entries", "kvstore_versionstamp", VERSION_TABLE}
+KVSTORE_TABLES: Final = {"kvstore_entries", "kvstore_versionstamp", "kvstore_queue", VERSION_TABLE}
 OK: Final = [("ok",)]
 
 

@@ -26,6 +26,8 @@ import msgpack
 import pytest
 
 from kvstore import KVError, KVStore, SchemaVersionError, StorageFullError
+from kvstore._checksum import checksum
+from kvstore._codec import CONTENT_TYPE_JSON as JSON
 from kvstore._migrate import VERSION_TABLE
 
 from ..conftest import sqlite_connection
@@ -301,7 +303,10 @@ def test_fork_while_the_stores_connection_is_inside_a_write_transaction(tmp_path
         assert first.versionstamp is not None
         conn = sqlite_connection(kv)  # white-box: kvstore's own connection, in a transaction at the fork
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("UPDATE kvstore_entries SET value = ? WHERE key = 'k'", (msgpack.packb(1),))
+        one = msgpack.packb(1)
+        conn.execute(
+            "UPDATE kvstore_entries SET value = ?, checksum = ? WHERE key = 'k'", (one, checksum(one, JSON, None))
+        )
         read_done, read_done_w = os.pipe()
 
         def child() -> object:

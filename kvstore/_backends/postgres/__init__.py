@@ -5,6 +5,7 @@ statements of one write) and ``sql`` (every statement).
 Imported only for a PostgreSQL target: importing it without the ``postgres`` extra is a ConfigurationError.
 """
 
-from .backend import PostgresBackend, display_url
+from .backend import PostgresBackend
+from .urls import display_url
 
 __all__ = ["PostgresBackend", "display_url"]

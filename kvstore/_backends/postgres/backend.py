@@ -7,11 +7,10 @@ opened on a ``postgresql://`` URL, so SQLite users never import psycopg.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Final, TypeVar
+from typing import Any, TypeVar
 
 try:
     import psycopg
@@ -38,6 +37,7 @@ from ..._mutations import Put
 from ..base import Dump, Found, Progress, Row, Transaction, rows_within
 from . import backup as copies
 from .pool import Pool, PoolClosedError, PoolTimeoutError
+from .queue import postgres_queue
 from .sql import (
     SQL_COUNT,
     SQL_GET,
@@ -56,25 +56,10 @@ from .sql import (
     SQL_STATS,
 )
 from .tx import PostgresTx, one
+from .urls import conninfo, display_url
 from .write import RETRY, Held, retrying
 
 T = TypeVar("T")
-
-_PASSWORD: Final = re.compile(r"(://[^:/@]*:)[^@]*@")
-_PASSWORD_PARAMETER: Final = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)  # libpq takes one there too
-
-
-def display_url(url: str) -> str:
-    """``url`` with its password masked, fit for messages, ``info()`` and ``repr``."""
-    return _PASSWORD_PARAMETER.sub(r"\1***", _PASSWORD.sub(r"\1***@", url))
-
-
-def conninfo(url: str) -> str:
-    """The libpq URI for an SQLAlchemy-style URL (``postgresql+psycopg://`` becomes ``postgresql://``)."""
-    scheme, rest = url.split("://", 1)
-    if scheme not in ("postgresql", "postgres", "postgresql+psycopg"):
-        raise AssertionError(scheme)  # _store._parse_target routes only these here
-    return "postgresql://" + rest
 
 
 class _VersionProbe:
@@ -112,6 +97,7 @@ class PostgresBackend:
         self._closed = False
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self.queue = postgres_queue(self._read, self._conn)
         self._prepare()
         self._pool = self._new_pool()
 
@@ -342,6 +328,9 @@ class PostgresBackend:
 
     def backup(self, target: str, progress: Progress | None) -> None:
         copies.backup(self._conn, target, self._busy_ms / 1000, progress, self._translate)
+
+    def checkpoint(self, mode: str) -> tuple[bool, int, int]:
+        return False, 0, 0  # PostgreSQL checkpoints its own WAL (CHECKPOINT needs privileges): nothing to do
 
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         def snapshot(conn: psycopg.Connection[Any]) -> tuple[int, int, int, int, str, int | None, str]:

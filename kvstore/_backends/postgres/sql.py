@@ -18,7 +18,7 @@ from ..transaction import Statements
 # A read of one key the caller named returns no key column.
 _FOUND_COLUMNS: Final = (
     "value, version, metadata, content_type, created_us, updated_us, expires_us,"
-    " CASE WHEN refresh_on_access THEN ttl_us END"
+    " CASE WHEN refresh_on_access THEN ttl_us END, checksum"
 )
 _COLUMNS: Final = f"{_FOUND_COLUMNS}, key"
 _LIVE: Final = "(expires_us IS NULL OR expires_us > %s)"
@@ -60,18 +60,19 @@ SQL_RESERVE_VERSIONS: Final = "UPDATE kvstore_versionstamp SET version = version
 # "now"), so a batch can write keys it never read: it need not know whether an entry was there.
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
-    " expires_us, ttl_us, refresh_on_access) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " expires_us, ttl_us, refresh_on_access, checksum) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, content_type = EXCLUDED.content_type,"
     " metadata = EXCLUDED.metadata, version = EXCLUDED.version, created_us = CASE WHEN"
     " kvstore_entries.expires_us IS NULL OR kvstore_entries.expires_us > EXCLUDED.updated_us"
     " THEN kvstore_entries.created_us ELSE EXCLUDED.created_us END, updated_us = EXCLUDED.updated_us,"
-    " expires_us = EXCLUDED.expires_us, ttl_us = EXCLUDED.ttl_us, refresh_on_access = EXCLUDED.refresh_on_access"
+    " expires_us = EXCLUDED.expires_us, ttl_us = EXCLUDED.ttl_us, refresh_on_access = EXCLUDED.refresh_on_access,"
+    " checksum = EXCLUDED.checksum"
 )
 # A write that needs no check replaces a live entry in place (created_us stays); no row changed means there
 # was none, and SQL_PUT then inserts (or replaces an expired row): a set of an existing key is one statement.
 _REPLACE: Final = (
     "UPDATE kvstore_entries SET value = %s, content_type = %s, metadata = %s, version = %s, updated_us = %s,"
-    " expires_us = %s, ttl_us = %s, refresh_on_access = %s WHERE namespace = %s AND key = %s"
+    " expires_us = %s, ttl_us = %s, refresh_on_access = %s, checksum = %s WHERE namespace = %s AND key = %s"
 )
 SQL_REPLACE_LIVE: Final = f"{_REPLACE} AND {_LIVE}"
 # A conditional set checks and writes in one statement: replace only the live entry of that version, or
@@ -112,7 +113,7 @@ SQL_LAST_VERSION: Final = "SELECT version FROM kvstore_versionstamp WHERE id = 1
 # every row or only the live ones; and how many, counted in the same snapshot.
 _DUMP: Final = (
     "SELECT namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,"
-    " refresh_on_access FROM kvstore_entries"
+    " refresh_on_access, checksum FROM kvstore_entries"
 )
 SQL_DUMP: Final = f"{_DUMP} ORDER BY namespace, key"
 SQL_DUMP_LIVE: Final = f"{_DUMP} WHERE {_LIVE} ORDER BY namespace, key"

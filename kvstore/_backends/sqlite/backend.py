@@ -13,18 +13,17 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Final, TypeVar
 
-from ..._errors import (
-    ForkedStoreError,
-    KVError,
-    StoreClosedError,
-)
+from ..._errors import ForkedStoreError, KVError, StoreClosedError
 from ..._migrate import needs_upgrade
 from ..._mutations import Put
 from ..base import Dump, Found, Progress, Row, Transaction, rows_within
-from .errors import rolled_back, translate
+from .checkpoint import checkpoint, relieve, relieving, when_full
+from .errors import FULL, primary_code, rolled_back, translate
 from .fork import BACKENDS, FORKED, INHERITED_FILES, identity
 from .loopread import LoopReader, loop_connection
 from .open import check_header, connect, migrate, revisions, use_wal
+from .queue import sqlite_queue
+from .readonly import Place, place
 from .sql import (
     SQL_COUNT,
     SQL_GET,
@@ -37,8 +36,8 @@ from .sql import (
     SQL_SCAN_KEYS_AFTER,
     SQL_SCAN_KEYS_REVERSE,
     SQL_SCAN_REVERSE,
-    SQL_STATS,
 )
+from .stats import figures
 from .tx import IN_CHUNK, DataVersionProbe, SQLiteConnection, SQLiteTx, put_one
 from .write import Held, transact
 
@@ -65,12 +64,15 @@ class SQLiteBackend:
         self._shared: SQLiteConnection | None = None  # the one connection of an in-memory database
         self._registry = threading.Lock()
         self._forked = False
+        self._place = Place(path, None)  # how its connections open it: read-write, or read-only and why
+        self.queue = sqlite_queue(self._conn, self._translate)
         BACKENDS.add(self)
         try:
             if not self._memory and identity(path) in INHERITED_FILES:
                 raise ForkedStoreError(FORKED)
             if not self._memory:
                 check_header(self._path)
+                self._place = place(self._path)
             self._prepare(self._conn())
         except BaseException:
             self.close()
@@ -103,7 +105,7 @@ class SQLiteBackend:
 
     def _connect(self) -> SQLiteConnection:
         try:
-            return connect(self._path, self._busy_timeout, self._synchronous)
+            return connect(self._place.target, self._busy_timeout, self._synchronous)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
 
@@ -115,7 +117,7 @@ class SQLiteBackend:
         """
         try:
             stale = needs_upgrade(revisions(conn))
-            if not self._memory:
+            if not self._memory and self._place.reason is None:
                 use_wal(conn, self._busy_timeout)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
@@ -159,7 +161,10 @@ class SQLiteBackend:
     def _translate(self, exc: sqlite3.Error) -> KVError:
         """The KVError for a sqlite3 error; the caller raises it ``from exc``."""
         where = "in-memory database" if self._memory else f"database {self._path!r}"
-        return translate(exc, where=where, busy_timeout=self._busy_timeout, closed=self._closed)
+        path, readonly = None if self._memory else self._path, self._place.reason
+        return translate(
+            exc, where=where, busy_timeout=self._busy_timeout, closed=self._closed, path=path, readonly=readonly
+        )
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -280,7 +285,7 @@ class SQLiteBackend:
         with self._registry:
             if self._closed:
                 raise StoreClosedError("the store is closed")
-            conn = self._shared or loop_connection(self._path, self._synchronous, self._translate)
+            conn = self._shared or loop_connection(self._place.target, self._synchronous, self._translate)
             self._conns.add(conn)
         return LoopReader(conn, self._translate)
 
@@ -308,12 +313,18 @@ class SQLiteBackend:
         # On first use: with tempfile, which it needs, it would add 5 ms to every import of kvstore.
         from . import backup as copies
 
-        return copies.dump(self._source(), self._path, self._busy_timeout, live_at)
+        return copies.dump(self._source(), self._place.target, self._busy_timeout, live_at)
 
     def backup(self, target: str, progress: Progress | None) -> None:
         from . import backup as copies
 
-        copies.backup(self._source(), self._path, target, self._busy_timeout, progress)
+        copies.backup(self._source(), self._place.target, target, self._busy_timeout, progress)
+
+    def integrity(self, quick: bool) -> str:
+        """SQLite's integrity_check (or quick_check) of the database: "ok", or what is wrong (``kv.verify``)."""
+        from . import backup as copies
+
+        return copies.integrity(self._source(), self._place.target, self._busy_timeout, quick)
 
     def _source(self) -> SQLiteConnection:
         """What a copy starts from (``backup``): this thread's connection, an in-memory database's only one."""
@@ -324,31 +335,10 @@ class SQLiteBackend:
     def stats(self, now_us: int) -> tuple[int, int, int, int, str, int | None, str]:
         """(rows, expired rows, namespaces, last version, schema revision, file bytes, journal mode)."""
         conn = self._conn()
-        with conn.lock:
-            try:
-                began = not conn.in_transaction  # a write_batch block's open transaction is one snapshot
-                if began:
-                    conn.execute("BEGIN")  # one snapshot for every figure
-                try:
-                    rows, expired, namespaces, version = conn.execute(SQL_STATS, (now_us,)).fetchone()
-                    revision = ",".join(revisions(conn))
-                    pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
-                    page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
-                    journal: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
-                finally:
-                    if began:
-                        conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise self._translate(exc) from exc
-        return (
-            rows - expired,
-            expired,
-            namespaces,
-            version,
-            revision,
-            None if self._memory else pages * page_size,
-            journal,
-        )
+        try:
+            return figures(conn, now_us, memory=self._memory)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
 
     # -- writes ------------------------------------------------------------------------------------------
 
@@ -357,7 +347,7 @@ class SQLiteBackend:
             conn: SQLiteConnection = self._local.conn
         except AttributeError:
             conn = self._open()
-        return transact(conn, body, self._translate)
+        return when_full(conn, lambda: transact(conn, body, self._translate))  # one more try if space comes back
 
     def try_put(self, put: Put, expected: int | None, now_us: int) -> tuple[int, bool] | None:
         try:
@@ -370,13 +360,18 @@ class SQLiteBackend:
             except sqlite3.Error as exc:
                 if not rolled_back(exc):
                     conn.block.forfeit()  # as for a failed COMMIT
+                elif primary_code(exc) == FULL and relieve(conn):
+                    return None  # the space is back: the caller runs the write through transact
                 raise self._translate(exc) from exc
 
     def transact(self, body: Callable[[Transaction], T]) -> T:
         return self._write(lambda conn: body(SQLiteTx(conn)))
 
+    def checkpoint(self, mode: str) -> tuple[bool, int, int]:
+        return checkpoint(self._conn(), mode, self._translate)
+
     def begin(self) -> Held:
-        return Held(self._conn(), self._translate)
+        return Held(conn := self._conn(), relieving(conn, self._translate))  # a full disk: relieved for the next
 
     def purge_batch(self, now_us: int, limit: int) -> int:
         return self._write(lambda conn: conn.execute(SQL_PURGE, (now_us, limit)).rowcount)

@@ -26,7 +26,18 @@ from ..._errors import KVError, StorageError, StorageFullError
 from ..base import Dump, Progress, PutRow
 from .errors import translate
 from .open import connect, migrate
-from .sql import SQL_COUNT_ALL, SQL_COUNT_ALL_LIVE, SQL_DUMP, SQL_DUMP_LIVE, SQL_PUT, SQL_READ_VERSION, SQL_RESERVE
+from .readonly import URI
+from .sql import (
+    SQL_COUNT_ALL,
+    SQL_COUNT_ALL_LIVE,
+    SQL_DUMP,
+    SQL_DUMP_LIVE,
+    SQL_INTEGRITY_CHECK,
+    SQL_PUT,
+    SQL_QUICK_CHECK,
+    SQL_READ_VERSION,
+    SQL_RESERVE,
+)
 from .tx import SQLiteConnection
 
 # Pages per backup step (4 MiB at the default page size), for progress reports between steps: the step size
@@ -48,7 +59,8 @@ def _private(source: SQLiteConnection, path: str, busy_timeout: float, where: st
             with source.lock:
                 source.backup(conn)
         else:
-            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
+            # A read-only place's URI (``readonly``) is opened as the store opened it.
+            conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, uri=isinstance(path, URI))
     except sqlite3.Error as exc:
         raise translate(exc, where=where, busy_timeout=busy_timeout, closed=False) from exc
     try:
@@ -135,6 +147,18 @@ def dump(source: SQLiteConnection, path: str, busy_timeout: float, live_at: int 
             yield count, rows
         finally:
             rows.close()  # now, while its connection is open: closing it later would close the cursor too late
+
+
+def integrity(source: SQLiteConnection, path: str, busy_timeout: float, quick: bool) -> str:
+    """SQLite's own check of the database at ``path`` on a connection of its own: "ok", or what it found wrong
+    (a line each). A file too damaged to check raises NotADatabaseError."""
+    where = "in-memory database" if path == ":memory:" else f"database {path!r}"
+    with _private(source, path, busy_timeout, where) as conn:
+        try:
+            found = conn.execute(SQL_QUICK_CHECK if quick else SQL_INTEGRITY_CHECK).fetchall()
+        except sqlite3.Error as exc:
+            raise translate(exc, where=where, busy_timeout=busy_timeout, closed=False) from exc
+    return "\n".join(str(line) for (line,) in found)
 
 
 def _rows(cursor: sqlite3.Cursor, where: str, busy_timeout: float) -> Generator[PutRow, None, None]:

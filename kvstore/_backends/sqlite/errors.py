@@ -15,6 +15,7 @@ from ..._errors import (
     StoreClosedError,
     StoreUnavailableError,
 )
+from .vanished import vanished
 
 # SQLite primary result codes (the low byte of an extended code).
 PERM: Final = 3
@@ -39,8 +40,17 @@ def rolled_back(exc: BaseException) -> bool:
     return primary_code(exc) in (BUSY, LOCKED, READONLY, FULL)
 
 
-def translate(exc: sqlite3.Error, *, where: str, busy_timeout: float, closed: bool) -> KVError:
-    """The KVError for a sqlite3 error on the database ``where`` names; the caller raises it ``from exc``."""
+def translate(
+    exc: sqlite3.Error,
+    *,
+    where: str,
+    busy_timeout: float,
+    closed: bool,
+    path: str | None = None,
+    readonly: str | None = None,
+) -> KVError:
+    """The KVError for a sqlite3 error on the database ``where`` names (the file ``path``, None in memory, is
+    read-only here for the reason ``readonly``, if any); the caller raises it ``from exc``."""
     if closed:
         return StoreClosedError("the store is closed")
     primary = primary_code(exc)
@@ -49,9 +59,12 @@ def translate(exc: sqlite3.Error, *, where: str, busy_timeout: float, closed: bo
     if primary == FULL:
         return StorageFullError(f"{where} is full: the disk or the page limit is reached ({exc})")
     if primary in (READONLY, PERM):
-        return ReadOnlyStoreError(f"{where} cannot be written ({exc})")
+        why = f": {readonly}" if readonly else ""
+        return ReadOnlyStoreError(f"{where} cannot be written ({exc}){why}")
     if primary in (NOTADB, CORRUPT):
         return NotADatabaseError(f"{where} is not an SQLite database or is corrupt ({exc})")
     if primary == CANTOPEN:
         return StoreUnavailableError(f"{where} cannot be opened ({exc})")
+    if path is not None and (explained := vanished(path, exc)) is not None:
+        return StorageError(explained)
     return StorageError(f"{where} failed: {exc}")

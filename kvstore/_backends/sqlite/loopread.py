@@ -82,7 +82,10 @@ class LoopReader:
             raise self._translate(exc) from exc
         finally:
             lock.release()
-        if row is not None and (row[0] is None or (row[2] is not None and len(row[2]) > self._limit)):
+        # Metadata that is not text (a row kvstore never wrote) goes to a thread too, whose reader refuses it.
+        if row is not None and (
+            row[0] is None or (row[2] is not None and (type(row[2]) is not str or len(row[2]) > self._limit))
+        ):
             if len(large) >= _LARGE_KEYS:
                 large.clear()
             large[key] = None

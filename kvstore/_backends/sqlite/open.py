@@ -14,6 +14,8 @@ from ..._errors import KVError, NotADatabaseError, StorageError, StoreUnavailabl
 from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 from .block import VersionBlock
 from .errors import BUSY, LOCKED, primary_code
+from .readonly import URI
+from .space import limit_wal
 from .sql import SQL_HAS_VERSION_TABLE, SQL_REVISIONS
 from .tx import SQLiteConnection
 
@@ -24,13 +26,22 @@ def connect(path: str, busy_timeout: float, synchronous: str) -> SQLiteConnectio
     # BEGIN IMMEDIATE itself. check_same_thread=False only so close() may close every thread's connection:
     # each connection is still used by one thread at a time.
     conn = sqlite3.connect(
-        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False, factory=SQLiteConnection
+        path,
+        timeout=busy_timeout,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=SQLiteConnection,
+        uri=isinstance(path, URI),  # a read-only place's mode=ro or immutable=1 (``readonly``)
     )
     try:
         # NORMAL is durable against application crashes in WAL mode; FULL also survives power loss.
         conn.execute(f"PRAGMA synchronous = {synchronous}")
-        # After a checkpoint, trim the WAL back to 64 MiB instead of keeping its high-water size.
-        conn.execute("PRAGMA journal_size_limit = 67108864")
+        # After a checkpoint, trim the WAL back to 64 MiB instead of keeping its high-water size; on a small
+        # disk, checkpoint sooner, trim further and keep a reserve for deletes (``space.limit_wal``).
+        if path == ":memory:" or isinstance(path, URI):
+            conn.execute("PRAGMA journal_size_limit = 67108864")
+        else:
+            limit_wal(conn, path)
     except sqlite3.Error:
         conn.close()
         raise

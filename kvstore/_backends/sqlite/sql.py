@@ -20,7 +20,7 @@ from ..transaction import Statements
 # A read of one key the caller named returns no key column: one fewer conversion on the busiest read.
 _FOUND_COLUMNS: Final = (
     "value AS v, version AS n, metadata AS m, content_type AS c, created_us AS a, updated_us AS u,"
-    " expires_us AS e, CASE WHEN refresh_on_access THEN ttl_us END AS r"
+    " expires_us AS e, CASE WHEN refresh_on_access THEN ttl_us END AS r, checksum AS s"
 )
 _COLUMNS: Final = f"{_FOUND_COLUMNS}, key AS k"
 _LIVE: Final = "(expires_us IS NULL OR expires_us > ?)"
@@ -50,8 +50,8 @@ SQL_SCAN_REVERSE: Final = (
 # bounding value and metadata together cost 2,800).
 SQL_LOOP_GET: Final = (
     "SELECT CASE WHEN length(value) <= ? THEN value END AS v, version AS n, metadata AS m, content_type AS c,"
-    " created_us AS a, updated_us AS u, expires_us AS e, CASE WHEN refresh_on_access THEN ttl_us END AS r"
-    f" FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+    " created_us AS a, updated_us AS u, expires_us AS e, CASE WHEN refresh_on_access THEN ttl_us END AS r,"
+    f" checksum AS s FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
 )
 SQL_REFRESH: Final = (
     "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
@@ -70,25 +70,27 @@ _BLOCK_HELD: Final = "(SELECT version FROM kvstore_versionstamp WHERE id = 1) = 
 # "now"), so a batch can write keys it never read: it need not know whether an entry was there.
 SQL_PUT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
-    " expires_us, ttl_us, refresh_on_access) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " expires_us, ttl_us, refresh_on_access, checksum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, content_type = excluded.content_type,"
     " metadata = excluded.metadata, version = excluded.version, created_us = CASE WHEN"
     " kvstore_entries.expires_us IS NULL OR kvstore_entries.expires_us > excluded.updated_us"
     " THEN kvstore_entries.created_us ELSE excluded.created_us END, updated_us = excluded.updated_us,"
-    " expires_us = excluded.expires_us, ttl_us = excluded.ttl_us, refresh_on_access = excluded.refresh_on_access"
+    " expires_us = excluded.expires_us, ttl_us = excluded.ttl_us, refresh_on_access = excluded.refresh_on_access,"
+    " checksum = excluded.checksum"
 )
 # A write that needs no check replaces a live entry in place (created_us stays); no row changed means
 # there was none, and SQL_PUT then inserts (or replaces an expired row). So a set of an existing key is
 # one statement, not a read and then a write.
 SQL_REPLACE_LIVE: Final = (
     "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
-    f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND {_LIVE}"
+    f" expires_us = ?, ttl_us = ?, refresh_on_access = ?, checksum = ? WHERE namespace = ? AND key = ? AND {_LIVE}"
 )
 # A conditional set checks and writes in one statement: replace only the live entry of that version, or
 # insert only where no entry is live (an expired one is replaced). No row changed means the check failed.
 SQL_PUT_IF_VERSION: Final = (
     "UPDATE kvstore_entries SET value = ?, content_type = ?, metadata = ?, version = ?, updated_us = ?,"
-    f" expires_us = ?, ttl_us = ?, refresh_on_access = ? WHERE namespace = ? AND key = ? AND version = ? AND {_LIVE}"
+    " expires_us = ?, ttl_us = ?, refresh_on_access = ?, checksum = ?"
+    f" WHERE namespace = ? AND key = ? AND version = ? AND {_LIVE}"
 )
 SQL_PUT_IF_ABSENT: Final = SQL_PUT + " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= ?"
 # One write as one statement in autocommit, outside any transaction, for a connection that holds a block:
@@ -99,11 +101,11 @@ SQL_ONE_REPLACE_LIVE: Final = f"{SQL_REPLACE_LIVE} AND {_BLOCK_HELD}"
 SQL_ONE_PUT_IF_VERSION: Final = f"{SQL_PUT_IF_VERSION} AND {_BLOCK_HELD}"
 SQL_ONE_PUT_IF_ABSENT: Final = (
     "INSERT INTO kvstore_entries (namespace, key, value, content_type, metadata, version, created_us, updated_us,"
-    f" expires_us, ttl_us, refresh_on_access) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {_BLOCK_HELD}"
+    f" expires_us, ttl_us, refresh_on_access, checksum) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE {_BLOCK_HELD}"
     " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, content_type = excluded.content_type,"
     " metadata = excluded.metadata, version = excluded.version, created_us = excluded.created_us,"
     " updated_us = excluded.updated_us, expires_us = excluded.expires_us, ttl_us = excluded.ttl_us,"
-    " refresh_on_access = excluded.refresh_on_access"
+    " refresh_on_access = excluded.refresh_on_access, checksum = excluded.checksum"
     " WHERE kvstore_entries.expires_us IS NOT NULL AND kvstore_entries.expires_us <= ?"
 )
 SQL_CURRENT_MANY: Final = (
@@ -139,11 +141,14 @@ SQL_RANGE_BATCH: Final = (
 SQL_DELETE_THROUGH: Final = "DELETE FROM kvstore_entries WHERE namespace = ? AND key >= ? AND key <= ?"
 # Changes whenever another connection, in any process, commits to the database.
 SQL_DATA_VERSION: Final = "PRAGMA data_version"
+# ``kv.verify()``: every page, record and index of the file (``_verify`` says why not quick_check by default).
+SQL_INTEGRITY_CHECK: Final = "PRAGMA integrity_check"
+SQL_QUICK_CHECK: Final = "PRAGMA quick_check"
 # A dump (export, and what a backup of PostgreSQL writes): whole rows in the order of the unique index, as
 # PutRows, every row or only the live ones; and how many, counted in the same snapshot.
 _DUMP: Final = (
     "SELECT namespace, key, value, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us,"
-    " refresh_on_access FROM kvstore_entries"
+    " refresh_on_access, checksum FROM kvstore_entries"
 )
 SQL_DUMP: Final = f"{_DUMP} ORDER BY namespace, key"
 SQL_DUMP_LIVE: Final = f"{_DUMP} WHERE {_LIVE} ORDER BY namespace, key"

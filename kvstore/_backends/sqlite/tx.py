@@ -101,20 +101,20 @@ def put_one(conn: SQLiteConnection, put: Put, expected: int | None, now_us: int)
         return None  # no block (or used up): reserving one takes a transaction
     end = block.end
     namespace, key, value, content_type = put.namespace, put.key, put.value, put.content_type
-    metadata, ttl_us, refresh = put.metadata, put.ttl_us, put.refresh_on_access
+    metadata, ttl_us, refresh, crc = put.metadata, put.ttl_us, put.refresh_on_access, put.checksum
     expires_us = put.expires_us(now_us)
     execute = conn.execute
     if expected is None or expected == UNCONDITIONAL:
         found = False
         if expected is not None:  # replace a live entry first, keeping its created_us
-            params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh)
+            params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh, crc)
             found = execute(SQL_ONE_REPLACE_LIVE, (*params, namespace, key, now_us, end)).rowcount == 1
         if not found:
             row = (namespace, key, value, content_type, metadata, version, now_us, now_us, expires_us, ttl_us)
-            if execute(SQL_ONE_PUT_IF_ABSENT, (*row, refresh, end, now_us)).rowcount != 1:
+            if execute(SQL_ONE_PUT_IF_ABSENT, (*row, refresh, crc, end, now_us)).rowcount != 1:
                 return None
     else:
-        params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh)
+        params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh, crc)
         if execute(SQL_ONE_PUT_IF_VERSION, (*params, namespace, key, expected, now_us, end)).rowcount != 1:
             return None
         found = True
