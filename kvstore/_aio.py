@@ -37,17 +37,18 @@ from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 # package names this module under TYPE_CHECKING), and the internals named in the module docstring.
 from ._aio_queue import AsyncMessage, AtomicEnqueue, QueueMethods
 from ._aio_queue_wait import signal_of
+from ._aio_set import set as loop_set
 from ._aio_watch import AsyncWatch
 from ._aio_worker import Core
 from ._atomic import AtomicOperation
-from ._backends.base import REFRESH_TTL
+from ._backends.base import CHECKSUM, REFRESH
 from ._backends.sqlite.loopread import LOOP_VALUE_MAX, OffLoop
 from ._codec import DEFAULT_MAX_METADATA_SIZE, DEFAULT_MAX_VALUE_SIZE, JSON, Value
 from ._entries import entry_of
 from ._models import CommitResult, Entry
 from ._namespace import DEFAULT_NAMESPACE, Namespace
 from ._store import KVStore
-from ._validation import Milliseconds, Seconds, check_interval, check_key, check_keys
+from ._validation import _VALID_KEYS, Milliseconds, Seconds, check_interval, check_key, check_keys
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,7 +108,7 @@ class AsyncNamespace(QueueMethods):
         result: R = await self._core.write(lambda store: call(resolve(store)))
         return result
 
-    set = _delegate(Namespace.set, Core.write)
+    set = _twin(Namespace.set)(loop_set)  # on the loop when it can (``_aio_set``), else on the write thread
     get_many = _delegate(Namespace.get_many, Core.read)
     delete = _delegate(Namespace.delete, Core.write)
     list = _delegate(Namespace.list, Core.read)
@@ -118,7 +119,10 @@ class AsyncNamespace(QueueMethods):
     @_twin(Namespace.get)
     async def get(self, key: str) -> Entry | None:
         core = self._core
-        check_key(key)  # here, not on a thread: a bad key must not fail the gets read together with it
+        # Here, not on a thread: a bad key must not fail the gets read together with it. check_key's first test
+        # inlined (a key found valid lately), as in Namespace.get: a call fewer, 340 instructions of a get.
+        if type(key) is not str or key not in _VALID_KEYS:
+            check_key(key)
         reader = core.reader
         if reader is None:  # PostgreSQL, or a store not open yet or closed
             found: Entry | None = await core.get(self._resolve, key)
@@ -127,7 +131,7 @@ class AsyncNamespace(QueueMethods):
         if row is None:
             return None
         if isinstance(row, tuple):
-            if row[REFRESH_TTL] is None:  # the common case: read and decoded on the loop, no hop
+            if row[CHECKSUM] != REFRESH:  # the common case: read and decoded on the loop, no hop
                 return entry_of(key, row)
         elif row is OffLoop.BUSY:
             found = await core.get(self._resolve, key)

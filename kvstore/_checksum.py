@@ -17,14 +17,28 @@ so the reads themselves check only what their conversions do not already refuse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from zlib import crc32
 
 from ._codec import INT_MAX, decode_metadata, decode_value, from_epoch_us
 from ._errors import CorruptEntryError, NotADatabaseError
 from ._validation import MAX_TTL_US
 
-__all__ = ["SEEDS", "checksum", "corrupt", "mismatch", "problem", "seed_of", "verified", "verify_rows"]
+if TYPE_CHECKING:  # the backends import the write path, which imports this module
+    from ._backends.base import Found, Whole
+
+__all__ = [
+    "SEEDS",
+    "checksum",
+    "corrupt",
+    "corrupt_whole",
+    "found_of",
+    "mismatch",
+    "problem",
+    "seed_of",
+    "verified",
+    "verify_rows",
+]
 
 _NO_METADATA: Final = b"\x00"
 _METADATA: Final = b"\x01"
@@ -65,9 +79,16 @@ def mismatch(value: bytes, content_type: str, metadata: str | None, stored: obje
         return True
 
 
+def found_of(whole: Whole) -> Found:
+    """A ``Whole`` entry as a point read returns it: its checksum in place of its refresh TTL."""
+    value, version, metadata, content_type, created_us, updated_us, expires_us, _, stored = whole
+    return value, version, metadata, content_type, created_us, updated_us, expires_us, stored
+
+
 def verified(found: Sequence[object]) -> bool:
-    """Whether a stored entry's checksum (if it has one) matches its data, and its content type is text."""
-    value, _, metadata, content_type, _, _, _, _, stored = found[:9]
+    """Whether a stored entry's checksum (if it has one) matches its data, and its content type is text: of a
+    ``Found`` or a ``Row`` (its checksum at ``CHECKSUM``)."""
+    value, _, metadata, content_type, _, _, _, stored = found[:8]
     if stored is None:
         return type(content_type) is str
     try:
@@ -91,10 +112,10 @@ def _instant(value: object) -> bool:
     return True
 
 
-def problem(found: Sequence[object]) -> tuple[str, str] | None:
-    """The first column of a stored entry (a ``Found``, or a ``Row`` past it) that is wrong, and how; None if
-    every column is one kvstore writes and the checksum, if any, matches."""
-    value, version, metadata, content_type, created_us, updated_us, expires_us, refresh_ttl, stored = found[:9]
+def problem(whole: Sequence[object]) -> tuple[str, str] | None:
+    """The first column of a stored entry (a ``Whole``) that is wrong, and how; None if every column is one
+    kvstore writes and the checksum, if any, matches."""
+    value, version, metadata, content_type, created_us, updated_us, expires_us, refresh_ttl, stored = whole[:9]
     if type(value) is not bytes:
         return "value", f"{_a(value)}, not a blob"
     if type(version) is not int or not 0 <= version <= INT_MAX:
@@ -124,8 +145,14 @@ def problem(found: Sequence[object]) -> tuple[str, str] | None:
 
 
 def corrupt(key: object, found: Sequence[object]) -> CorruptEntryError:
-    """The error for a stored entry at ``key`` that a read failed on, naming the column that is wrong."""
-    column, why = problem(found) or ("row", "not one kvstore can read")
+    """The error for a stored entry at ``key`` (a ``Found`` or a ``Row``) that a read failed on, naming the
+    column that is wrong."""
+    return corrupt_whole(key, (*found[:7], None, *found[7:8]))
+
+
+def corrupt_whole(key: object, whole: Sequence[object]) -> CorruptEntryError:
+    """``corrupt``, of a ``Whole`` entry."""
+    column, why = problem(whole) or ("row", "not one kvstore can read")
     shown = repr(key)[:300] if type(key) is str else f"<a {type(key).__name__}>"
     detail = f"the entry at key {shown} is corrupt and was not read ({column}: {why})"
     return CorruptEntryError(detail, str(key)[:300], column)
@@ -136,7 +163,7 @@ def verify_rows(rows: Sequence[Sequence[object]], key_column: int) -> None:
     is not text, which a checksum would have caught), or whose key (at ``key_column``) is not text."""
     seeds = SEEDS
     for row in rows:
-        value, _, metadata, content_type, _, _, _, _, stored = row[:9]
+        value, _, metadata, content_type, _, _, _, stored = row[:8]
         if type(row[key_column]) is not str:
             raise CorruptEntryError(
                 f"an entry's key is a {type(row[key_column]).__name__}, not text", "", "key"

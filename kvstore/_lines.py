@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any, Final, NoReturn
 
 from ._backends.base import PutRow
-from ._checksum import checksum, corrupt, mismatch
+from ._checksum import checksum, corrupt_whole, mismatch
 from ._codec import (
     decode_metadata,
     decode_value,
@@ -57,15 +57,15 @@ def line_of(row: PutRow) -> str:
     """The JSON line of a stored row (without its newline); a row that fails its checksum, or holds a column
     kvstore never writes, raises CorruptEntryError and is not exported."""
     namespace, key, blob, content_type, metadata, version, created_us, updated_us, expires_us, ttl_us, _, crc = row
-    found = (blob, version, metadata, content_type, created_us, updated_us, expires_us, ttl_us, crc)
+    whole = (blob, version, metadata, content_type, created_us, updated_us, expires_us, ttl_us, crc)
     if (crc is not None and mismatch(blob, content_type, metadata, crc)) or type(content_type) is not str:
-        raise corrupt(key, found)
+        raise corrupt_whole(key, whole)
     if (ttl_us is not None and type(ttl_us) is not int) or type(namespace) is not str or type(key) is not str:
-        raise corrupt(key, found)
+        raise corrupt_whole(key, whole)
     try:
         return _line(row)
     except (TypeError, ValueError, OverflowError, struct.error, NotADatabaseError):
-        raise corrupt(key, found) from None
+        raise corrupt_whole(key, whole) from None
 
 
 def _line(row: PutRow) -> str:

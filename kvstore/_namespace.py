@@ -15,8 +15,8 @@ from operator import itemgetter
 from typing import Any, Final, Literal, overload
 
 from ._atomic import AtomicOperation
-from ._backends.base import REFRESH_TTL, ROW_KEY, UNCONDITIONAL, Found, Row
-from ._checksum import corrupt
+from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, UNCONDITIONAL, Found, Row
+from ._checksum import corrupt_whole, found_of
 from ._codec import JSON, Value, from_epoch_us, parse_versionstamp
 from ._entries import entries_of, entry_of
 from ._errors import InvalidOptionsError, ReadOnlyStoreError, StoreBusyError
@@ -45,7 +45,7 @@ from ._write import commit, delete_range_batch, set_entry
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
-_REFRESH_TTL: Final = itemgetter(REFRESH_TTL)  # of a Found or Row
+_CHECKSUM: Final = itemgetter(CHECKSUM)  # of a Row
 _KEY: Final = itemgetter(ROW_KEY)
 
 
@@ -130,9 +130,9 @@ class Namespace(QueueAPI):
         found = shared.backend.get(self._name, key, now_us)
         if found is None:
             return None
-        if found[REFRESH_TTL] is None:  # the common case: no refresh on access
+        if found[CHECKSUM] != REFRESH:  # the common case: no refresh on access
             return entry_of(key, found)
-        refreshed = self._refresh(key, found, now_us)
+        refreshed = self._refresh(key, now_us)
         return None if refreshed is None else entry_of(key, refreshed)
 
     def get_many(self, keys: Iterable[str]) -> list[Entry | None]:
@@ -141,11 +141,11 @@ class Namespace(QueueAPI):
         shared = self._shared
         now_us = shared.now_us()
         rows = shared.backend.get_many(self._name, wanted, now_us)
-        if any(map(_REFRESH_TTL, rows)):  # a refresh TTL is never 0: at least the shortest TTL
+        if REFRESH in map(_CHECKSUM, rows):
             kept: list[Row] = []
-            for value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, crc, key in rows:
-                stored = (value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, crc)
-                fresh = stored if refresh_ttl_us is None else self._refresh(key, stored, now_us)
+            for row in rows:
+                key = row[ROW_KEY]
+                fresh = row[:ROW_KEY] if row[CHECKSUM] != REFRESH else self._refresh(key, now_us)
                 if fresh is not None:
                     kept.append((*fresh, key))
             rows = kept
@@ -315,28 +315,29 @@ class Namespace(QueueAPI):
         """This namespace as a ``MutableMapping`` of keys to values, with dict semantics (``KVMapping``)."""
         return KVMapping(self)
 
-    def _refresh(self, key: str, found: Found, now_us: int) -> Found | None:
-        """Push a refresh_on_access entry's expiry to now + its TTL; re-read if it changed meanwhile.
+    def _refresh(self, key: str, now_us: int) -> Found | None:
+        """Read a refresh_on_access entry whole and push its expiry to now + its TTL; re-read if it changed
+        meanwhile. None if it is no longer live.
 
         A read must not fail because its refresh cannot be written (a read-only database, the write lock
         held past the busy timeout): the entry is then returned with the expiry it has.
         """
         backend = self._shared.backend
-        current: Found | None = found
+        current = backend.get_whole(self._name, key, now_us)
         for _ in range(_REFRESH_ATTEMPTS):
             if current is None:
                 return None
             value, version, metadata, kind, created_us, updated_us, _, refresh_ttl_us, crc = current
             if refresh_ttl_us is None:
-                return current
+                return found_of(current)
             if type(refresh_ttl_us) is not int or not 0 < refresh_ttl_us <= MAX_TTL_US:  # a row kvstore never wrote
-                raise corrupt(key, current)
+                raise corrupt_whole(key, current)
             expires_us = now_us + refresh_ttl_us
             try:
                 refreshed = backend.refresh(self._name, key, version, expires_us, now_us)
             except (ReadOnlyStoreError, StoreBusyError):
-                return current
+                return found_of(current)
             if refreshed:
-                return value, version, metadata, kind, created_us, updated_us, expires_us, refresh_ttl_us, crc
-            current = backend.get(self._name, key, now_us)
-        return current
+                return value, version, metadata, kind, created_us, updated_us, expires_us, crc
+            current = backend.get_whole(self._name, key, now_us)
+        return None if current is None else found_of(current)

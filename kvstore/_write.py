@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
 from ._backends.base import UNCONDITIONAL, Current, PutRow, QueueRow, QueueSide, Transaction
-from ._checksum import checksum
+from ._checksum import checksum, found_of
 from ._codec import (
     INT_MAX,
     default_content_type,
@@ -318,7 +318,9 @@ def _apply_arith(tx: Transaction, mutation: Arith, version: int, now_us: int) ->
     # minimum must not start at 0).
     # The stored integer is read through ``entry_of``, which checks the row and its checksum: a damaged value
     # must fail here, not be combined and written back under a fresh checksum.
-    combined = mutation.operand if row is None else combined_value(mutation, entry_of(mutation.key, row).value)
+    combined = (
+        mutation.operand if row is None else combined_value(mutation, entry_of(mutation.key, found_of(row)).value)
+    )
     value = encode_value(combined, INT_MAX)
     namespace, key = slot
     if row is None:

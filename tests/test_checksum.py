@@ -131,12 +131,16 @@ def test_a_backup_copies_the_checksums(kv: KVStore, tmp_path: Path) -> None:
 # -- every read path checks it -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def damaged(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Path, KVStore]]:
-    """A file store whose entry "bad" has one byte of its value changed behind its back; "good" is sound."""
+@pytest.fixture(params=[False, True], ids=["plain", "refreshed-on-access"])
+def damaged(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[tuple[Path, KVStore]]:
+    """A file store whose entry "bad" has one byte of its value changed behind its back; "good" is sound.
+    Refreshed on access, "bad" is read whole (its TTL and checksum) by another statement than a plain get's."""
     path = tmp_path / "kv.db"
     with KVStore(path, clock=clock) as kv:
-        kv.set("bad", b"\x01" * 100)
+        if request.param:
+            kv.set("bad", b"\x01" * 100, expire_in=3_600_000, refresh_on_access=True)
+        else:
+            kv.set("bad", b"\x01" * 100)
         kv.set("good", "fine")
         kv.set("counter", 7)
     _damage_value(path, "bad")
@@ -172,6 +176,20 @@ def test_every_read_of_a_damaged_entry_raises_and_returns_nothing(damaged: tuple
     assert good is not None
     assert good.value == "fine"
     assert kv.list(start="c").keys == ["counter", "good"]
+
+
+def test_a_checksum_column_holding_the_refresh_marker_is_refused(tmp_path: Path) -> None:
+    """A point read returns -1 in the checksum's place for an entry refreshed on access; a row that holds -1
+    itself (not refreshed on access) is read whole, then fails its checksum like any other wrong one."""
+    path = tmp_path / "kv.db"
+    with KVStore(path) as kv:
+        kv.set("bad", "x")
+    with _raw(path) as conn:
+        conn.execute("UPDATE kvstore_entries SET checksum = -1 WHERE key = 'bad'")
+    with KVStore(path) as kv:
+        _refused(lambda: kv.get("bad"))
+        _refused(lambda: kv.get_many(["bad"]))
+        _refused(kv.list)
 
 
 def test_arithmetic_on_a_damaged_integer_fails_and_writes_nothing(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def _found(value: object, kind: str, metadata: str | None, damaged: bool) -> Fou
     stored = checksum(blob, kind, metadata)
     if damaged:
         blob = blob[:-1] + bytes([blob[-1] ^ 0x01])
-    return blob, 1, metadata, kind, 1_700_000_000_000_000, 1_700_000_000_000_000, None, None, stored
+    return blob, 1, metadata, kind, 1_700_000_000_000_000, 1_700_000_000_000_000, None, stored
 
 
 @given(
@@ -51,7 +51,7 @@ def test_a_content_type_that_is_not_text_is_refused_after_any_read(kind: object)
     entry_of("before", _found("x", _KINDS[0], None, damaged=False))  # the last content type is now text/plain
     blob = encode_value("x", 100)
     for stored in (crc32(blob), crc32(blob, 0), checksum(blob, _KINDS[0], None)):
-        found = (blob, 1, None, kind, 1_700_000_000_000_000, 1_700_000_000_000_000, None, None, stored)
+        found = (blob, 1, None, kind, 1_700_000_000_000_000, 1_700_000_000_000_000, None, stored)
         with pytest.raises(CorruptEntryError):
             entry_of("k", found)  # type: ignore[arg-type]
 
@@ -60,6 +60,6 @@ def test_metadata_is_checked_even_when_the_content_type_was_the_last_one_read() 
     entry_of("before", _found("x", _KINDS[0], None, damaged=False))
     blob = encode_value("x", 100)
     # The checksum of the same row without metadata: right for the remembered seed, wrong for this row.
-    found = (blob, 1, '{"a": 1}', _KINDS[0], 1, 1, None, None, checksum(blob, _KINDS[0], None))
+    found = (blob, 1, '{"a": 1}', _KINDS[0], 1, 1, None, checksum(blob, _KINDS[0], None))
     with pytest.raises(CorruptEntryError):
         entry_of("k", found)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Generic, NamedTuple, Protocol, TypeVar
 
-from .base import Current, Found, PutRow, Transaction
+from .base import Current, PutRow, Transaction, Whole
 
 
 class Statements(NamedTuple):
@@ -105,8 +105,8 @@ class SQLTransaction(Generic[C]):
     def delete(self, namespace: str, key: str) -> None:
         self._conn.execute(self._sql.delete, (namespace, key))
 
-    def read(self, namespace: str, key: str, now_us: int) -> Found | None:
-        row: Found | None = self._conn.execute(self._sql.read, (namespace, key, now_us)).fetchone()
+    def read(self, namespace: str, key: str, now_us: int) -> Whole | None:
+        row: Whole | None = self._conn.execute(self._sql.read, (namespace, key, now_us)).fetchone()
         return row
 
     def range_batch(self, namespace: str, start: str, end: str, limit: int, now_us: int) -> list[tuple[str, int]]:

@@ -34,7 +34,7 @@ from ..._errors import (
 )
 from ..._migrate import HEAD, VERSION_TABLE, needs_upgrade, upgrade
 from ..._mutations import Put
-from ..base import Dump, Found, Progress, Row, Transaction, rows_within
+from ..base import Dump, Found, Progress, Row, Transaction, Whole, rows_within
 from . import backup as copies
 from .pool import Pool, PoolClosedError, PoolTimeoutError
 from .queue import postgres_queue
@@ -42,6 +42,7 @@ from .sql import (
     SQL_COUNT,
     SQL_GET,
     SQL_GET_MANY,
+    SQL_GET_WHOLE,
     SQL_HAS_VERSION_TABLE,
     SQL_LAST_VERSION,
     SQL_MIGRATION_LOCK,
@@ -250,6 +251,11 @@ class PostgresBackend:
     def get(self, namespace: str, key: str, now_us: int) -> Found | None:
         params = (namespace, key, now_us)
         row: Found | None = self._read(lambda conn: conn.execute(SQL_GET, params).fetchone())
+        return row
+
+    def get_whole(self, namespace: str, key: str, now_us: int) -> Whole | None:
+        params = (namespace, key, now_us)
+        row: Whole | None = self._read(lambda conn: conn.execute(SQL_GET_WHOLE, params).fetchone())
         return row
 
     def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:

@@ -13,19 +13,24 @@ from typing import Final
 from ..._migrate import VERSION_TABLE
 from ..transaction import Statements
 
-# The TTL to refresh on access, NULL when the entry has none: one column rather than two, because each
-# column a read returns costs the driver a conversion on every row.
-# A read of one key the caller named returns no key column.
-_FOUND_COLUMNS: Final = (
-    "value, version, metadata, content_type, created_us, updated_us, expires_us,"
-    " CASE WHEN refresh_on_access THEN ttl_us END, checksum"
-)
-_COLUMNS: Final = f"{_FOUND_COLUMNS}, key"
+# A point read's last column is the checksum, or -1 (``REFRESH``) for an entry refreshed on access, which its
+# reader then reads whole (SQL_GET_WHOLE): one column rather than a TTL beside it, because each column a read
+# returns costs the driver a conversion on every row. A read of one key the caller named returns no key
+# column. A scan refreshes nothing, so it returns every checksum as stored.
+_ENTRY: Final = "value, version, metadata, content_type, created_us, updated_us, expires_us"
+_FOUND_COLUMNS: Final = f"{_ENTRY}, CASE WHEN refresh_on_access THEN -1 ELSE checksum END"
+_COLUMNS: Final = f"{_ENTRY}, checksum, key"
 _LIVE: Final = "(expires_us IS NULL OR expires_us > %s)"
 
 SQL_GET: Final = f"SELECT {_FOUND_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
+SQL_GET_WHOLE: Final = (
+    f"SELECT {_ENTRY}, CASE WHEN refresh_on_access THEN ttl_us END, checksum"
+    f" FROM kvstore_entries WHERE namespace = %s AND key = %s AND {_LIVE}"
+)
 # One statement, so one snapshot, however many keys.
-SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = %s AND key = ANY(%s) AND {_LIVE}"
+SQL_GET_MANY: Final = (
+    f"SELECT {_FOUND_COLUMNS}, key FROM kvstore_entries WHERE namespace = %s AND key = ANY(%s) AND {_LIVE}"
+)
 # Both lower bounds are passed; PostgreSQL's btree keeps only the tighter one at execution, so each page
 # is one index seek. LIMIT NULL means no limit.
 SQL_SCAN: Final = (
@@ -139,7 +144,7 @@ ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT kvstore_body"
 
 TX_STATEMENTS: Final = Statements(
     current=SQL_CURRENT,
-    read=SQL_GET,
+    read=SQL_GET_WHOLE,
     put=SQL_PUT,
     replace_live=SQL_REPLACE_LIVE,
     put_if_absent=SQL_PUT_IF_ABSENT,

@@ -16,7 +16,7 @@ from typing import Any, Final, TypeVar
 from ..._errors import ForkedStoreError, KVError, StoreClosedError
 from ..._migrate import needs_upgrade
 from ..._mutations import Put
-from ..base import Dump, Found, Progress, Row, Transaction, rows_within
+from ..base import Dump, Found, Progress, Row, Transaction, Whole, rows_within
 from .checkpoint import checkpoint, relieve, relieving, when_full
 from .errors import FULL, primary_code, rolled_back, translate
 from .fork import BACKENDS, FORKED, INHERITED_FILES, identity
@@ -28,6 +28,7 @@ from .sql import (
     SQL_COUNT,
     SQL_GET,
     SQL_GET_MANY,
+    SQL_GET_WHOLE,
     SQL_PURGE,
     SQL_REFRESH,
     SQL_SCAN,
@@ -181,6 +182,15 @@ class SQLiteBackend:
             raise self._translate(exc) from exc
         finally:
             lock.release()
+        return row
+
+    def get_whole(self, namespace: str, key: str, now_us: int) -> Whole | None:
+        conn = self._conn()
+        with conn.lock:
+            try:
+                row: Whole | None = conn.reader.execute(SQL_GET_WHOLE, (namespace, key, now_us)).fetchone()
+            except sqlite3.Error as exc:
+                raise self._translate(exc) from exc
         return row
 
     def get_many(self, namespace: str, keys: Sequence[str], now_us: int) -> list[Row]:

@@ -13,20 +13,28 @@ from typing import Final
 from ..._migrate import VERSION_TABLE
 from ..transaction import Statements
 
-# The TTL to refresh on access, NULL when the entry has none: one column rather than two, because each
-# column a read returns costs the driver a conversion on every row. The one-letter names are for the
-# sqlite3 module, which builds cursor.description anew on every execute: CPython keeps every one-character
-# str ready-made, so those names cost no allocation (a tenth of a microsecond per read).
-# A read of one key the caller named returns no key column: one fewer conversion on the busiest read.
-_FOUND_COLUMNS: Final = (
-    "value AS v, version AS n, metadata AS m, content_type AS c, created_us AS a, updated_us AS u,"
-    " expires_us AS e, CASE WHEN refresh_on_access THEN ttl_us END AS r, checksum AS s"
+# A point read's last column is the checksum, or -1 (``REFRESH``) for an entry refreshed on access, which its
+# reader then reads whole (SQL_GET_WHOLE): one column rather than a TTL beside the checksum, because each
+# column a read returns costs the driver a conversion on every row (2,300 of a get's 50,900 instructions
+# under callgrind). The one-letter names are for the sqlite3 module, which builds cursor.description anew on
+# every execute: CPython keeps every one-character str ready-made, so those names cost no allocation (a tenth
+# of a microsecond per read). A read of one key the caller named returns no key column: one fewer conversion
+# on the busiest read. A scan refreshes nothing, so it returns every checksum as stored.
+_ENTRY: Final = (
+    "value AS v, version AS n, metadata AS m, content_type AS c, created_us AS a, updated_us AS u, expires_us AS e"
 )
-_COLUMNS: Final = f"{_FOUND_COLUMNS}, key AS k"
+_FOUND_COLUMNS: Final = f"{_ENTRY}, CASE WHEN refresh_on_access THEN -1 ELSE checksum END AS s"
+_COLUMNS: Final = f"{_ENTRY}, checksum AS s, key AS k"
 _LIVE: Final = "(expires_us IS NULL OR expires_us > ?)"
 
 SQL_GET: Final = f"SELECT {_FOUND_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
-SQL_GET_MANY: Final = f"SELECT {_COLUMNS} FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+SQL_GET_WHOLE: Final = (
+    f"SELECT {_ENTRY}, CASE WHEN refresh_on_access THEN ttl_us END AS r, checksum AS s"
+    f" FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+)
+SQL_GET_MANY: Final = (
+    f"SELECT {_FOUND_COLUMNS}, key AS k FROM kvstore_entries WHERE namespace = ? AND {_LIVE} AND key IN "
+)
 # Each range statement bounds the key once from each side, so SQLite seeks straight to the first row of a
 # page: a second lower bound (the resume key beside the range's start) would only filter, row by row, making
 # every page rescan the whole listing before it. A forward page resumes strictly after its cursor's key, so it
@@ -50,8 +58,8 @@ SQL_SCAN_REVERSE: Final = (
 # bounding value and metadata together cost 2,800).
 SQL_LOOP_GET: Final = (
     "SELECT CASE WHEN length(value) <= ? THEN value END AS v, version AS n, metadata AS m, content_type AS c,"
-    " created_us AS a, updated_us AS u, expires_us AS e, CASE WHEN refresh_on_access THEN ttl_us END AS r,"
-    f" checksum AS s FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
+    " created_us AS a, updated_us AS u, expires_us AS e, CASE WHEN refresh_on_access THEN -1 ELSE checksum END AS s"
+    f" FROM kvstore_entries WHERE namespace = ? AND key = ? AND {_LIVE}"
 )
 SQL_REFRESH: Final = (
     "UPDATE kvstore_entries SET expires_us = ? WHERE namespace = ? AND key = ? AND version = ? AND expires_us > ?"
@@ -165,7 +173,7 @@ ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO SAVEPOINT kvstore_body"
 
 TX_STATEMENTS: Final = Statements(
     current=SQL_CURRENT,
-    read=SQL_GET,
+    read=SQL_GET_WHOLE,
     put=SQL_PUT,
     replace_live=SQL_REPLACE_LIVE,
     put_if_absent=SQL_PUT_IF_ABSENT,
