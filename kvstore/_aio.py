@@ -7,6 +7,7 @@ and every other read, one at a time per thread. A thread hands the results of a 
 in one wake-up (``_aio_lanes``). Reads never wait behind writes, and a short get on an SQLite store does not
 leave the loop at all: it reads on a connection that never waits and returns at once (``_backends.sqlite.
 loopread``), so the loop never blocks, while large values, refreshes and busy databases go to a thread.
+Likewise a lone set of a small value on an SQLite file commits on the loop when no write is queued (``_aio_set``).
 
 Ordering: writes apply in the order they were called; a read sees every write whose ``await`` returned before
 the read was called (read your own writes), and calls in flight at the same time have no order between them.

@@ -22,18 +22,22 @@ Outcome: TypeAlias = tuple["asyncio.Future[Any]", bool, Any]
 J = TypeVar("J", bound=tuple[Any, ...])  # a job: a tuple whose first item is its future
 
 
-def _settle(outcomes: list[Outcome]) -> None:
-    """On the loop: complete each future, unless its coroutine stopped waiting (it was cancelled)."""
+def _settle(outcomes: list[Outcome], settled: Callable[[int], None] | None = None) -> None:
+    """On the loop: complete each future, unless its coroutine stopped waiting (it was cancelled); then tell
+    ``settled`` how many there were."""
     for future, ok, value in outcomes:
         if not future.done():
             if ok:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+    if settled is not None:
+        settled(len(outcomes))
 
 
-def deliver(outcomes: list[Outcome]) -> None:
-    """Hand ``outcomes`` to their loops: one call per loop (nearly always one loop for the whole batch)."""
+def deliver(outcomes: list[Outcome], settled: Callable[[int], None] | None = None) -> None:
+    """Hand ``outcomes`` to their loops: one call per loop (nearly always one loop for the whole batch), which
+    calls ``settled`` once they are."""
     if not outcomes:
         return
     loop = outcomes[0][0].get_loop()
@@ -44,7 +48,7 @@ def deliver(outcomes: list[Outcome]) -> None:
             batches.setdefault(outcome[0].get_loop(), []).append(outcome)
     for target, batch in batches.items():
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody can await these results any more
-            target.call_soon_threadsafe(_settle, batch)
+            target.call_soon_threadsafe(_settle, batch, settled)
 
 
 def failed(futures: Sequence[asyncio.Future[Any]], exc: BaseException) -> list[Outcome]:
@@ -69,7 +73,8 @@ class Lane(Generic[J]):
     arrives while none is free, so a quiet store keeps one thread (and one connection) per lane.
 
     ``run`` turns a batch of jobs into their outcomes (skipping cancelled ones); if it raises, every job
-    of the batch fails with that error, so no coroutine waits forever. ``prepare`` runs first on each thread.
+    of the batch fails with that error, so no coroutine waits forever. ``prepare`` runs first on each thread;
+    ``settled`` on the loop, after a batch's futures are settled, with their number.
     """
 
     def __init__(
@@ -79,9 +84,11 @@ class Lane(Generic[J]):
         batch: int,
         run: Callable[[list[J]], list[Outcome]],
         prepare: Callable[[], None] | None = None,
+        settled: Callable[[int], None] | None = None,
     ) -> None:
         self._name = name
         self._prepare = prepare
+        self._settled = settled
         self._size = threads
         self._batch = batch
         self._run = run
@@ -141,7 +148,7 @@ class Lane(Generic[J]):
                 outcomes = self._run(jobs)
             except BaseException as exc:
                 outcomes = failed([job[0] for job in jobs if not job[0].done()], exc)
-            deliver(outcomes)
+            deliver(outcomes, self._settled)
             if stop:
                 return
             with self._count:

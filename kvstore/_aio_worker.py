@@ -8,7 +8,8 @@
   call at a time per thread, so a long read never holds up another.
 
 Reads never queue behind writes. Short SQLite gets skip the threads altogether: ``reader`` reads on the
-loop's thread (see ``_backends.sqlite.loopread``) once the store is open.
+loop's thread (see ``_backends.sqlite.loopread``) once the store is open; and a lone small set, with no
+write ``pending``, commits there on ``writer`` (``_aio_set``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -25,6 +27,7 @@ from ._aio_lanes import Lane, Outcome, failed
 from ._aio_writes import WriteJob, run_writes
 from ._backends.sqlite import SQLiteBackend
 from ._backends.sqlite.loopread import LoopReader
+from ._backends.sqlite.loopwrite import LoopWriter, loop_writer
 from ._errors import ForkedStoreError, StoreClosedError
 from ._namespace import Namespace
 from ._store import KVStore
@@ -57,12 +60,18 @@ class Core:
         self.store: KVStore | None = None
         self.opened: Future[None] = Future()
         self.reader: LoopReader | None = None  # set once the store is open on SQLite; None again at close
+        self.writer: LoopWriter | None = None  # likewise, on an SQLite file where a loop commit cannot wait
+        self.pending = 0  # writes queued, or running on the write thread: a loop write waits for none
+        self.loop_commits = 0  # writes committed by ``writer`` (the loop schedules checkpoints by it)
+        # On the loop (``_aio_set``): ``writer`` committed in this turn of the loop, or a batch of writes was
+        # settled and its tasks run in this one; then a set goes to the write thread, to be batched.
+        self.loop_wrote = False
         self.now_us: Callable[[], int] = _unset_clock
         self._lock = threading.Lock()  # orders submissions against stop(), so no call lands after the stop
         self._refusal: str | None = None  # why calls are refused: the store is closed, or inherited by fork
         self._closed: Future[None] | None = None
         self._started = False
-        self._writes: Lane[WriteJob] = Lane(name, 1, _WRITE_BATCH, self._run_writes, self._open)
+        self._writes: Lane[WriteJob] = Lane(name, 1, _WRITE_BATCH, self._run_writes, self._open, self._settled)
         self._gets: Lane[GetJob] = Lane(f"{name}-get", _GET_THREADS, _GET_BATCH, self._run_gets)
         self._reads: Lane[ReadJob] = Lane(f"{name}-read", _READ_THREADS, 1, self._run_reads)
         _CORES.add(self)
@@ -92,7 +101,19 @@ class Core:
             self._start()
             future = asyncio.get_running_loop().create_future()
             self._writes.put((future, call, solo))
+            self.pending += 1
         return future
+
+    def next_turn(self) -> None:
+        """On the loop, at its next turn: the writes of the last one are over."""
+        self.loop_wrote = False
+
+    def _settled(self, count: int) -> None:
+        # The tasks a batch of writes woke run next, and their next writes, made together, batch too: a set
+        # on the loop between them would cost every batch a commit (and each connection a block).
+        if count > 1 and self.writer is not None:
+            self.loop_wrote = True
+            asyncio.get_running_loop().call_soon(self.next_turn)  # after those tasks' steps
 
     def write_alone(self, call: Callable[[KVStore], Any]) -> asyncio.Future[Any]:
         """Queue a write of many transactions (delete_prefix, purge_expired): it runs in no batch."""
@@ -123,6 +144,7 @@ class Core:
             if self._refusal is None:
                 self._refusal = "the AsyncKVStore is closed"
                 self.reader = None  # the loop reads no more; one in progress holds its connection's lock
+                self.writer = None  # nor writes; the store closes its connection
                 if self._started:
                     threads = [*self._gets.stop(), *self._reads.stop(), *self._writes.stop()]
                     self._closed = Future()
@@ -137,6 +159,7 @@ class Core:
         self._lock = threading.Lock()  # another thread may have held it at the fork: it is gone in the child
         self._refusal = _FORKED
         self.reader = None
+        self.writer = None
 
     # -- on the threads ----------------------------------------------------------------------------------
 
@@ -146,6 +169,9 @@ class Core:
             store = self._opener()
             backend = store._backend
             reader = backend.loop_reader() if isinstance(backend, SQLiteBackend) else None
+            # A clock of the caller's own may wait (or be slow): then every write reads it on the thread.
+            mine = store._shared.clock is time.time
+            writer = loop_writer(backend) if isinstance(backend, SQLiteBackend) and mine else None
         except BaseException as exc:
             self.opened.set_exception(exc)
             return
@@ -154,6 +180,7 @@ class Core:
         with self._lock:
             if self._refusal is None:
                 self.reader = reader
+                self.writer = writer
         self.opened.set_result(None)
 
     def _finish(self, threads: list[threading.Thread], done: Future[None]) -> None:
@@ -176,7 +203,11 @@ class Core:
         return store
 
     def _run_writes(self, jobs: list[WriteJob]) -> list[Outcome]:
-        return run_writes(self.open_store(), jobs)
+        try:
+            return run_writes(self.open_store(), jobs)
+        finally:  # before the outcomes go out: a loop write that finds none pending follows these commits
+            with self._lock:
+                self.pending -= len(jobs)
 
     def _run_gets(self, jobs: list[GetJob]) -> list[Outcome]:
         store = self.open_store()

@@ -18,9 +18,9 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, runtime_checkable
 
-from ._backends.base import Backend, HeldTransaction, Transaction
+from ._backends.base import UNCONDITIONAL, Backend, HeldTransaction, Transaction
 from ._errors import KVError, StorageError
 from ._handoff import DONE, LEAD, Handoff, Waiter, block_body
 
@@ -34,14 +34,23 @@ CAP: Final = 256
 lock (readers on PostgreSQL and in WAL mode never wait for it; other processes' writers do)."""
 
 
+@runtime_checkable
+class _Upserts(Protocol):
+    """A held transaction that makes an unconditional put itself (SQLite's ``Held.upsert``)."""
+
+    def upsert(self, put: Put, now_us: int) -> tuple[int, bool]: ...
+
+
 class Block:
     """A ``write_batch`` block open on one thread: its transaction, begun at its first write."""
 
-    __slots__ = ("failed", "held", "thread", "writes")
+    __slots__ = ("failed", "held", "thread", "upsert", "writes")
 
     def __init__(self) -> None:
         self.thread = threading.get_ident()
         self.held: HeldTransaction | None = None
+        # ``held.upsert`` if ``held`` has one (see ``GroupCommit._put_in_block``), found when ``held`` begins.
+        self.upsert: Callable[[Put, int], tuple[int, bool]] | None = None
         self.failed: KVError | None = None  # the transaction failed: the block's writes are void
         self.writes = 0  # writes made in it that committed if it commits (``Shared.committed`` counts them)
 
@@ -70,10 +79,14 @@ class GroupCommit(Handoff):
     # -- the doors of the write path (``_write``) -----------------------------------------------------
 
     def try_put(self, put: Put, expected: int | None, now_us: int) -> tuple[int, bool] | None:
-        """``Backend.try_put`` if no commit is in flight; else None, having written nothing: the caller
-        queues the write as a transaction."""
+        """``Backend.try_put`` if no commit is in flight (an unconditional put in this thread's open
+        ``write_batch`` block: made in its transaction); else None, having written nothing: the caller queues
+        the write as a transaction."""
         slot = self._slot
         if not slot.acquire(False):
+            block = self.block
+            if expected == UNCONDITIONAL and block is not None and block.thread == threading.get_ident():
+                return self._put_in_block(block, put, now_us)
             return None
         try:
             return self._backend.try_put(put, expected, now_us)
@@ -200,6 +213,31 @@ class GroupCommit(Handoff):
         if commit and held is not None and block.writes:
             self._on_block(block.writes)
 
+    def _put_in_block(self, block: Block, put: Put, now_us: int) -> tuple[int, bool] | None:
+        """An unconditional put in this thread's open block, made by the held transaction itself where the
+        backend's can (else None: it runs as a body, through ``transact``). Failing, as ``_in_block``."""
+        if block.failed is not None:
+            return None
+        first = block.held is None
+        if first:
+            self._begin(block)
+        upsert = block.upsert
+        if upsert is None:
+            return None  # the transaction begun stays the block's: the body runs in it
+        try:
+            return upsert(put, now_us)
+        except BaseException as exc:  # the transaction failed, or this thread was interrupted in it
+            block.held = None
+            if not first:
+                block.failed = exc if isinstance(exc, KVError) else StorageError(f"interrupted ({exc!r})")
+            raise
+
+    def _begin(self, block: Block) -> HeldTransaction:
+        held = block.held = self._backend.begin()
+        # Checked once a transaction, not once a write: isinstance of a Protocol is slow.
+        block.upsert = held.upsert if isinstance(held, _Upserts) else None
+        return held
+
     def _in_block(self, block: Block, body: Callable[[Transaction], T], isolated: bool) -> T:
         """Run a write of this thread's open block in the block's transaction."""
         if block.failed is not None:
@@ -210,7 +248,7 @@ class GroupCommit(Handoff):
             # The block's first write begins its transaction, alone in it: it needs no savepoint, since a
             # failure rolls the whole transaction back (the next write begins another). So a block of one
             # write costs what the write costs alone, less the one-statement fast path.
-            held = block.held = self._backend.begin()
+            held = self._begin(block)
         try:
             ok, value = held.run(body, isolated and not first)
         except BaseException as exc:  # the transaction failed, or this thread was interrupted in it

@@ -798,6 +798,15 @@ def _record(kv: KVStore, patch: pytest.MonkeyPatch) -> tuple[Any, list[Any]]:
         return done
 
     patch.setattr(backend, "try_put", try_put)
+    real_in_block = GroupCommit._put_in_block
+
+    def put_in_block(self: GroupCommit, *args: Any) -> Any:  # a set in a write_batch block, made directly
+        done = real_in_block(self, *args)
+        if done is not None:
+            order.append(getattr(local, "call", None))
+        return done
+
+    patch.setattr(GroupCommit, "_put_in_block", put_in_block)
     return local, order
 
 

@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..._errors import KVError, StorageError
+from ..._mutations import Put
 from ..base import Transaction
 from .errors import rolled_back
+from .sql import SQL_PUT, SQL_REPLACE_LIVE
 from .tx import SQLiteConnection, SQLiteTx
 
 T = TypeVar("T")
@@ -88,6 +90,30 @@ class Held:
             if isinstance(exc, sqlite3.Error):
                 raise self._translate(exc) from exc
             raise
+
+    def upsert(self, put: Put, now_us: int) -> tuple[int, bool]:
+        """An unconditional ``put`` in this transaction, as ``run`` of ``_write``'s body for it would make
+        it: (its version, whether it replaced a live entry). A failure ends the transaction, as in ``run``."""
+        # The statements themselves, not a body run through ``attempt``: a set batched by 64 AsyncKVStore
+        # tasks cost 121,900 instructions under callgrind through the body, 114,200 so.
+        if not self._open:
+            raise StorageError("the write transaction was rolled back already")
+        try:
+            version = self._tx.next_version()
+            execute = self._conn.execute
+            value, content_type, metadata, crc = put.value, put.content_type, put.metadata, put.checksum
+            expires_us, ttl_us, refresh = put.expires_us(now_us), put.ttl_us, put.refresh_on_access
+            params = (value, content_type, metadata, version, now_us, expires_us, ttl_us, refresh, crc)
+            replaced = execute(SQL_REPLACE_LIVE, (*params, put.namespace, put.key, now_us)).rowcount == 1
+            if not replaced:
+                row = (put.namespace, put.key, value, content_type, metadata, version, now_us, now_us, expires_us)
+                execute(SQL_PUT, (*row, ttl_us, refresh, crc))
+        except BaseException as exc:
+            self._end(exc, committing=False)
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc) from exc
+            raise
+        return version, replaced
 
     def commit(self) -> None:
         if not self._open:
