@@ -17,22 +17,18 @@ so the reads themselves check only what their conversions do not already refuse.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from zlib import crc32
 
 from ._codec import INT_MAX, decode_metadata, decode_value, from_epoch_us
 from ._errors import CorruptEntryError, NotADatabaseError
 from ._validation import MAX_TTL_US
 
-if TYPE_CHECKING:  # the backends import the write path, which imports this module
-    from ._backends.base import Found, Whole
-
 __all__ = [
     "SEEDS",
     "checksum",
     "corrupt",
     "corrupt_whole",
-    "found_of",
     "mismatch",
     "problem",
     "seed_of",
@@ -77,12 +73,6 @@ def mismatch(value: bytes, content_type: str, metadata: str | None, stored: obje
         return checksum(value, content_type, metadata) != stored
     except (TypeError, UnicodeEncodeError):
         return True
-
-
-def found_of(whole: Whole) -> Found:
-    """A ``Whole`` entry as a point read returns it: its checksum in place of its refresh TTL."""
-    value, version, metadata, content_type, created_us, updated_us, expires_us, _, stored = whole
-    return value, version, metadata, content_type, created_us, updated_us, expires_us, stored
 
 
 def verified(found: Sequence[object]) -> bool:

@@ -11,7 +11,7 @@ from struct import error as StructError
 from typing import Final
 from zlib import crc32
 
-from ._backends.base import ROW_KEY, Found, Row
+from ._backends.base import ROW_KEY, Found, Row, Whole
 from ._checksum import SEEDS, corrupt, seed_of, verified, verify_rows
 from ._codec import _INSTANTS, decode_metadata, decode_value, decode_values, from_epoch_us, instants_of, stamp_bytes
 from ._errors import CorruptEntryError, NotADatabaseError
@@ -54,6 +54,12 @@ def _entries(rows: list[Row]) -> list[Entry]:
     stamps = map(bytes.hex, map(stamp_bytes, versions))  # format_versionstamp, inlined
     columns = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
     return list(map(new_tuple, repeat(Entry), zip(*columns, expires_at, strict=True)))
+
+
+def found_of(whole: Whole) -> Found:
+    """A ``Whole`` entry as a point read returns it: its checksum in place of its refresh TTL."""
+    value, version, metadata, content_type, created_us, updated_us, expires_us, _, stored = whole
+    return value, version, metadata, content_type, created_us, updated_us, expires_us, stored
 
 
 def entry_of(key: str, found: Found) -> Entry:

@@ -16,9 +16,9 @@ from typing import Any, Final, Literal, overload
 
 from ._atomic import AtomicOperation
 from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, UNCONDITIONAL, Found, Row
-from ._checksum import corrupt_whole, found_of
+from ._checksum import corrupt_whole
 from ._codec import JSON, Value, from_epoch_us, parse_versionstamp
-from ._entries import entries_of, entry_of
+from ._entries import entries_of, entry_of, found_of
 from ._errors import InvalidOptionsError, ReadOnlyStoreError, StoreBusyError
 from ._iterate import DEFAULT_PAGE_SIZE, PAGE_BYTES, ListIterator
 from ._listing import Pager, key_range, list_keys_page, list_page

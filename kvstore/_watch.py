@@ -18,8 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, Row
-from ._checksum import found_of
-from ._entries import entries_of
+from ._entries import entries_of, found_of
 from ._errors import StoreClosedError
 from ._models import Entry
 from ._shared import Shared

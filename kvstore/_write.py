@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Final, TypeAlias
 
 from ._backends.base import UNCONDITIONAL, Current, PutRow, QueueRow, QueueSide, Transaction
-from ._checksum import checksum, found_of
+from ._checksum import checksum
 from ._codec import (
     INT_MAX,
     default_content_type,
@@ -26,7 +26,7 @@ from ._codec import (
     parse_versionstamp,
     stamp_bytes,
 )
-from ._entries import entry_of
+from ._entries import entry_of, found_of
 from ._group import GroupCommit
 from ._mutations import Arith, Check, Delete, Enqueue, Mutation, Outcome, Put
 from ._rows import combined_value, put_row, queue_row, stamped
