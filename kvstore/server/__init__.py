@@ -11,9 +11,10 @@ Routes: ``PUT|GET|DELETE /store/{store}/kv/{key}`` and ``GET /store/{store}/kv``
 API, ``user`` or ``event``). Bytes travel in JSON as base64 beside ``"encoding": "base64"``. Errors are
 ``{ok: false, errors: [{type, status, title, detail, instance, error_code}]}``.
 
-Limits: a body over ``max_body_size`` is a 413; bodies over 1 MiB are parsed and encoded in a thread and
-share ``body_budget`` bytes (a 503 with Retry-After after 30 s in line); a listing page stops at 4 MiB of
-values (always one entry at least) and its cursor goes on. Under ``serve``, a connection has
+Limits: a body over ``max_body_size`` is a 413; bodies over 1 MiB are parsed in a worker process and
+share ``body_budget`` bytes (a 503 with Retry-After after 30 s in line); a GET of a value over 1 MiB has its
+JSON rendered in that worker process; a listing page stops at 4 MiB of values (always one entry at least),
+encoded in a thread, and its cursor goes on. Under ``serve``, a connection has
 ``head_timeout`` seconds (10 by default) to send a complete request head, or it is closed.
 
 Auth: a bearer token, or the same token in a cookie named ``cookie`` (the seed's two security schemes).

@@ -8,7 +8,12 @@ from fastapi import APIRouter, Path
 from starlette.requests import Request
 from starlette.responses import Response
 
+from kvstore import Entry
+from kvstore._raw import Raw, get_raw
+
+from ._budget import LARGE_BODY
 from ._models import (
+    Encoding,
     EntityDeleted,
     EntityDeleteResponse,
     EntityEntry,
@@ -20,6 +25,7 @@ from ._models import (
     problem_responses,
 )
 from ._problems import NotFound
+from ._render import rendered_value, spliced
 from ._values import from_request, to_response
 from ._views import Views, json_response, off_loop
 
@@ -66,29 +72,37 @@ async def store_value_answer(
 
 
 async def get_value_answer(views: Views, entity: KVEntity, key: str) -> Response:
-    """GetValue on validated parameters."""
-    entry = await (await views.get(entity.value)).get(key)
+    """GetValue on validated parameters; a large value's JSON is rendered in the worker process (``_render``)."""
+    kv = await views.get(entity.value)
+    found = await get_raw(kv, key, LARGE_BODY)
+    if isinstance(found, Raw):
+        rendered = await rendered_value(found.value)
+        if rendered is not None:
+            return spliced(_answer(entity, found.entry, (None, rendered[1])), rendered[0])
+        found = await kv.get(key)  # the worker could not: read and render it here, as before
+    entry = found
     if entry is None:
         raise NotFound(f"no live entry at key {key!r} for entity {entity.value}")
+    return await off_loop(entry.size_bytes, lambda: json_response(_answer(entity, entry)))
 
-    def answer() -> Response:
-        value, encoding = to_response(entry.value)
-        data = EntityEntry(
-            entity=entity,
-            key=entry.key,
-            value=value,
-            encoding=encoding,
-            versionstamp=entry.versionstamp,
-            metadata=entry.metadata,
-            content_type=entry.content_type,
-            size_bytes=entry.size_bytes,
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-            expires_at=entry.expires_at,
-        )
-        return json_response(EntityEntryResponse(ok=True, data=data))
 
-    return await off_loop(entry.size_bytes, answer)
+def _answer(entity: KVEntity, entry: Entry, shown: tuple[Any, Encoding] | None = None) -> EntityEntryResponse:
+    """GetValue's answer; ``shown`` is its value and encoding, if not ``to_response(entry.value)``'s."""
+    value, encoding = to_response(entry.value) if shown is None else shown
+    data = EntityEntry(
+        entity=entity,
+        key=entry.key,
+        value=value,
+        encoding=encoding,
+        versionstamp=entry.versionstamp,
+        metadata=entry.metadata,
+        content_type=entry.content_type,
+        size_bytes=entry.size_bytes,
+        created_at=entry.created_at,
+        updated_at=entry.updated_at,
+        expires_at=entry.expires_at,
+    )
+    return EntityEntryResponse(ok=True, data=data)
 
 
 def entity_routes(router: APIRouter, views: Views) -> None:

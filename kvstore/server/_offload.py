@@ -1,4 +1,5 @@
-"""Large JSON request bodies parsed in a process of their own, so that no one C call holds this one's GIL long.
+"""Large JSON request bodies parsed, and large answers rendered, in a process of their own, so that no one C call
+holds this one's GIL long.
 
 ``json.loads`` of a 16 MB body (an 8,000,000-element list) holds the GIL for 0.6-0.9 s in one C call, in
 whichever thread runs it: every other request of the process waits as long. So a large body goes to a
@@ -15,6 +16,10 @@ dict with str keys) as it is. What it cannot carry (an int past 64 bits, a str w
 worker that cannot be had (none can be started, it died), is parsed here, in a thread, as before; a body the
 decoder refuses raises ValueError with the decoder's message. The worker parses one body at a time and gives
 its memory back to the system after each (``malloc_trim``), so it holds at most one large body's.
+
+The same worker renders large answers (``render``): it is handed bytes (a stored value, as msgpack) and the
+name of a module-level function, and sends back what the function returns; None here if it raised, or no
+worker could be had, and the caller renders the answer itself.
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ from kvstore._pieces import unpack
 
 Decode = Callable[[bytes], Any]
 """A body's parser: a module-level function (the worker imports it by name), raising ValueError on a bad body."""
+Render = Callable[[bytes], bytes]
+"""A renderer: a module-level function (the worker imports it by name) from bytes to bytes, raising if it cannot."""
 
-PARSED: Final = 0  # the reply's kind: msgpack of the value
+PARSE: Final = 0  # the request's mode: parse a body (``Decode``), reply with msgpack of its value
+RENDER: Final = 1  # the request's mode: call a ``Render``, reply with the bytes it returns
+PARSED: Final = 0  # the reply's kind: msgpack of the value (or a render's bytes)
 REFUSED: Final = 1  # the decoder's error message
 UNCARRIED: Final = 2  # parsed, but msgpack cannot carry it: parse here
 LENGTH: Final = 8  # bytes of a length, big-endian
@@ -56,7 +65,12 @@ class _Worker:
 
     def convert(self, decode: Decode, body: bytes) -> tuple[int, bytes]:
         """In a thread: ``decode(body)`` in the worker, as (kind, payload); (UNCARRIED, b"") without one."""
-        name = f"{decode.__module__}:{decode.__qualname__}".encode()
+        return self.call(PARSE, decode, body)
+
+    def call(self, mode: int, function: Decode | Render, body: bytes) -> tuple[int, bytes]:
+        """In a thread: ``function(body)`` in the worker, in ``mode``, as (kind, payload); (UNCARRIED, b"")
+        without one."""
+        name = f"{function.__module__}:{function.__qualname__}".encode()
         with self._lock:
             try:
                 process = self._process
@@ -72,7 +86,8 @@ class _Worker:
                     )
                 assert process.stdin is not None
                 assert process.stdout is not None
-                process.stdin.write(len(name).to_bytes(LENGTH, "big") + name + len(body).to_bytes(LENGTH, "big"))
+                head = bytes([mode]) + len(name).to_bytes(LENGTH, "big") + name + len(body).to_bytes(LENGTH, "big")
+                process.stdin.write(head)
                 process.stdin.write(body)
                 process.stdin.flush()
                 kind = read_exactly(process.stdout, 1)[0]
@@ -121,3 +136,9 @@ async def parse(decode: Decode, body: bytes) -> Any:
     if kind == PARSED:
         return await asyncio.to_thread(unpack, payload, raw=False)
     return await asyncio.to_thread(decode, body)
+
+
+async def render(function: Render, data: bytes) -> bytes | None:
+    """``function(data)``, called in the worker process; None if it raised there, or no worker could be had."""
+    kind, payload = await asyncio.to_thread(_WORKER.call, RENDER, function, data)
+    return payload if kind == PARSED else None

@@ -1,9 +1,10 @@
 """The worker of ``_offload``: ``python -m kvstore.server._offload_worker``, one request at a time on stdin.
 
-A request is the decoder's name (``module:function``) and a body, each after its length; the reply is a kind
-byte and a payload after its length: the value as msgpack, the decoder's error message, or nothing when
-msgpack cannot carry the value (or the decoder fails otherwise: the server then parses the body itself, and
-fails as it always did). It ends when its stdin does.
+A request is a mode byte, a function's name (``module:function``) and a body, each after its length; the reply
+is a kind byte and a payload after its length. To parse (``PARSE``): the value as msgpack, the decoder's error
+message, or nothing when msgpack cannot carry the value (or the decoder fails otherwise: the server then parses
+the body itself, and fails as it always did). To render (``RENDER``): the bytes the function returns, or
+nothing if it raised (the server then renders the answer itself). It ends when its stdin does.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any
 import msgpack
 
 from ._budget import _TRIM
-from ._offload import LENGTH, PARSED, REFUSED, UNCARRIED, Decode, read_exactly
+from ._offload import LENGTH, PARSED, REFUSED, RENDER, UNCARRIED, Decode, Render, read_exactly
 
 
-def _decoder(name: str) -> Decode:
+def _function(name: str) -> Decode | Render:
     module, function = name.split(":")
-    found: Decode = getattr(importlib.import_module(module), function)
+    found: Decode | Render = getattr(importlib.import_module(module), function)
     return found
 
 
@@ -39,21 +40,29 @@ def convert(decode: Decode, body: bytes) -> tuple[int, bytes]:
         return UNCARRIED, b""
 
 
+def rendered(function: Render, data: bytes) -> tuple[int, bytes]:
+    """``function(data)``, or nothing if it raised (the server renders the answer itself, and fails as it would)."""
+    try:
+        return PARSED, function(data)
+    except Exception:  # a corrupt value (NotADatabaseError), MemoryError ...
+        return UNCARRIED, b""
+
+
 def main() -> None:
     """Serve requests until stdin ends."""
     requests, replies = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # whatever a decoder's module prints must not land in a reply
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server; stdin's end then stops this
-    decoders: dict[str, Decode] = {}
-    while header := requests.read(LENGTH):
-        name = read_exactly(requests, int.from_bytes(header)).decode()
+    functions: dict[str, Decode | Render] = {}
+    while mode := requests.read(1):
+        name = read_exactly(requests, int.from_bytes(read_exactly(requests, LENGTH))).decode()
         body = read_exactly(requests, int.from_bytes(read_exactly(requests, LENGTH)))
         try:
-            decode = decoders.get(name) or decoders.setdefault(name, _decoder(name))
+            function = functions.get(name) or functions.setdefault(name, _function(name))
         except (ImportError, AttributeError, ValueError):
             kind, payload = UNCARRIED, b""
         else:
-            kind, payload = convert(decode, body)
+            kind, payload = rendered(function, body) if mode[0] == RENDER else convert(function, body)
         del body
         replies.write(bytes([kind]) + len(payload).to_bytes(LENGTH, "big"))
         replies.write(payload)
