@@ -48,7 +48,7 @@ class _State:
         self.ids = itertools.count()  # drawn under the lock, with the time part
         self.tokens = itertools.count()  # next() is atomic under the GIL: no two calls get one number
         self.last_ms = -1
-        self.stamp = ""
+        self.stamp = ""  # the time part of the last millisecond used, then the random part
 
 
 _STATE: Final = _State()
@@ -65,17 +65,21 @@ def message_id() -> str:
         count = next(state.ids) & _COUNTER_MASK
         if ms > state.last_ms:
             state.last_ms = ms
-            state.stamp = _pairs(ms, 5)  # 2 zero bits and 48 bits of milliseconds: ULID's 10 time digits
-        stamp = state.stamp
+            # 2 zero bits and 48 bits of milliseconds (ULID's 10 time digits), then the random part. Spelled
+            # out: under callgrind (21,000 ids minus 1,000, each in a new millisecond there) an id took 7,860
+            # instructions so, 9,760 through ``_pairs`` and a concatenation per id.
+            pairs = _PAIRS
+            state.stamp = (
+                pairs[ms >> 40]
+                + pairs[(ms >> 30) & 1023]
+                + pairs[(ms >> 20) & 1023]
+                + pairs[(ms >> 10) & 1023]
+                + pairs[ms & 1023]
+                + state.random_part
+            )
+        prefix = state.stamp
     pairs = _PAIRS
-    return (
-        stamp
-        + state.random_part
-        + pairs[count >> 30]
-        + pairs[(count >> 20) & 1023]
-        + pairs[(count >> 10) & 1023]
-        + pairs[count & 1023]
-    )
+    return prefix + pairs[count >> 30] + pairs[(count >> 20) & 1023] + pairs[(count >> 10) & 1023] + pairs[count & 1023]
 
 
 def lease_token() -> str:

@@ -27,6 +27,7 @@ class Modelled:
     attempt: int = 0  # deliveries so far
     state: str = "waiting"  # waiting, leased or dead
     holder: int | None = None  # the handle that holds the lease
+    leased_until_us: int = 0  # a lease keeps the message's place: once it runs out, it is due where it was
 
 
 @dataclass
@@ -61,7 +62,11 @@ class QueueMachine(RuleBasedStateMachine):
 
     def ready(self) -> list[str]:
         now = self.now_us()
-        due = [(m.due_us, m.seq, mid) for mid, m in self.model.items() if m.state != "dead" and m.due_us <= now]
+        due = [
+            (m.due_us, m.seq, mid)
+            for mid, m in self.model.items()
+            if m.state != "dead" and m.due_us <= now and m.leased_until_us <= now
+        ]
         return [mid for _, _, mid in sorted(due)]
 
     def valid(self, handle: Handle) -> bool:
@@ -87,7 +92,7 @@ class QueueMachine(RuleBasedStateMachine):
         m = self.model[message.id]
         m.attempt += 1
         m.state = "leased"
-        m.due_us = self.now_us() + lease_s * 1_000_000
+        m.leased_until_us = self.now_us() + lease_s * 1_000_000
         number = len(self.handles)
         m.holder = number
         assert (message.value, message.attempt) == (m.value, m.attempt)
@@ -115,6 +120,7 @@ class QueueMachine(RuleBasedStateMachine):
         handle.message.retry()
         m = self.model[handle.model_id]
         m.holder = None
+        m.leased_until_us = 0
         if m.attempt > len(m.backoff):
             m.state = "dead"
         else:
@@ -130,7 +136,7 @@ class QueueMachine(RuleBasedStateMachine):
                 handle.message.renew()
             return
         handle.message.renew()
-        self.model[handle.model_id].due_us = self.now_us() + handle.lease_us
+        self.model[handle.model_id].leased_until_us = self.now_us() + handle.lease_us
 
     @rule(seconds=st.sampled_from([0.5, 1.0, 3.0, 6.0]))
     def advance(self, seconds: float) -> None:
@@ -148,8 +154,8 @@ class QueueMachine(RuleBasedStateMachine):
         now = self.now_us()
         ms = list(self.model.values())
         ready = len(self.ready())
-        delayed = sum(1 for m in ms if m.state == "waiting" and m.due_us > now)
-        in_flight = sum(1 for m in ms if m.state == "leased" and m.due_us > now)
+        delayed = sum(1 for m in ms if m.state != "dead" and m.due_us > now and m.leased_until_us <= now)
+        in_flight = sum(1 for m in ms if m.state != "dead" and m.leased_until_us > now)
         dead = sum(1 for m in ms if m.state == "dead")
         assert self.kv.queue_info() == QueueInfo("default", ready, delayed, in_flight, dead)
 

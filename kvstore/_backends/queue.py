@@ -54,7 +54,7 @@ class SQLQueue:
     ) -> tuple[Claimed | None] | None:
         if self._alone is None:
             return None
-        rows = self._alone(self._sql.claim, (until_us, token, namespace, queue, now_us), True)
+        rows = self._alone(self._sql.claim, (until_us, token, namespace, queue, now_us, now_us), True)
         return (rows[0] if rows else None,)
 
     def ack_alone(self, row_id: int, token: str) -> bool | None:
@@ -69,7 +69,8 @@ class SQLQueue:
     def claim(
         self, tx: Transaction, namespace: str, queue: str, now_us: int, until_us: int, token: str
     ) -> Claimed | None:
-        row: Claimed | None = tx.execute(self._sql.claim, (until_us, token, namespace, queue, now_us)).fetchone()
+        params = (until_us, token, namespace, queue, now_us, now_us)
+        row: Claimed | None = tx.execute(self._sql.claim, params).fetchone()
         return row
 
     def ack(self, tx: Transaction, row_id: int, token: str) -> bool:
@@ -88,14 +89,13 @@ class SQLQueue:
         return int(tx.execute(self._sql.clear_dead, (namespace, queue)).rowcount)
 
     def counts(self, namespace: str, queue: str, now_us: int) -> tuple[int, int, int, int]:
-        ready, delayed, in_flight, dead = self._read(
-            self._sql.counts, (*(namespace, queue, now_us) * 3, namespace, queue)
-        )[0]
+        params = (*(namespace, queue, now_us, now_us) * 2, namespace, queue, now_us, namespace, queue)
+        ready, delayed, in_flight, dead = self._read(self._sql.counts, params)[0]
         return int(ready), int(delayed), int(in_flight), int(dead)
 
     def peek(self, namespace: str, queue: str, now_us: int, limit: int) -> list[Peeked]:
-        return self._read(self._sql.peek, (namespace, queue, now_us, limit))
+        return self._read(self._sql.peek, (namespace, queue, now_us, now_us, limit))
 
     def next_due(self, namespace: str, queue: str) -> int | None:
-        due = self._read(self._sql.next_due, (namespace, queue))[0][0]
+        due = self._read(self._sql.next_due, (namespace, queue, namespace, queue))[0][0]
         return None if due is None else int(due)

@@ -1,4 +1,4 @@
-"""Create the queue table: messages of every namespace's queues, waiting, leased or dead-lettered.
+"""Create the queue table: messages of every namespace's queues, live (waiting or leased) or dead-lettered.
 
 Revision ID: 0002
 Revises: 0001
@@ -33,16 +33,17 @@ def upgrade() -> None:
             sa.String(length=64).with_variant(sa.String(length=64, collation="C"), "postgresql"),
             nullable=False,
         ),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.Column("content_type", sa.String(length=255), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("enqueued_us", sa.BigInteger(), nullable=False),
         sa.Column("due_us", sa.BigInteger(), nullable=False),
+        sa.Column("leased_until_us", sa.BigInteger(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
         sa.Column("state", sa.SmallInteger(), nullable=False),
         sa.Column("lease_token", sa.String(length=32), nullable=True),
         sa.Column("backoff", sa.Text(), nullable=False),
         sa.Column("keys_if_undelivered", sa.Text(), nullable=True),
+        sa.Column("value", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index(
@@ -50,16 +51,16 @@ def upgrade() -> None:
         "kvstore_queue",
         ["namespace", "queue", "due_us", "id"],
         unique=False,
-        sqlite_where=sa.text("state < 2"),
-        postgresql_where=sa.text("state < 2"),
+        sqlite_where=sa.text("state = 0"),
+        postgresql_where=sa.text("state = 0"),
     )
     op.create_index(
         "ix_kvstore_queue_dead",
         "kvstore_queue",
         ["namespace", "queue"],
         unique=False,
-        sqlite_where=sa.text("state = 2"),
-        postgresql_where=sa.text("state = 2"),
+        sqlite_where=sa.text("state = 1"),
+        postgresql_where=sa.text("state = 1"),
     )
 
 

@@ -18,38 +18,48 @@ from ..queue import QueueStatements, SQLQueue
 
 SQL_QUEUE_INSERT: Final = (
     "INSERT INTO kvstore_queue (message_id, namespace, queue, value, content_type, version, enqueued_us, due_us,"
-    " attempt, state, lease_token, backoff, keys_if_undelivered)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 0, 0, NULL, %s, %s)"
+    " backoff, keys_if_undelivered, leased_until_us, attempt, state)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0)"
 )
-# The subquery walks ix_kvstore_queue_due (its WHERE repeats the index's ``state < 2``) in delivery order and
-# skips a row another transaction holds locked, so claimers never queue behind one another on one row.
+# The subquery walks ix_kvstore_queue_due (its WHERE repeats the index's ``state = 0``) in delivery order,
+# passing over rows leased now, and skips a row another transaction holds locked, so claimers never queue
+# behind one another on one row. The claim sets no indexed column: the row stays put in the index.
 SQL_QUEUE_CLAIM: Final = (
-    "UPDATE kvstore_queue SET state = 1, attempt = attempt + 1, due_us = %s, lease_token = %s WHERE id = ("
-    "SELECT id FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state < 2 AND due_us <= %s"
-    " ORDER BY due_us, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+    "UPDATE kvstore_queue SET attempt = attempt + 1, leased_until_us = %s, lease_token = %s WHERE id = ("
+    "SELECT id FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 0 AND due_us <= %s"
+    " AND leased_until_us <= %s ORDER BY due_us, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
     " RETURNING id, message_id, value, content_type, attempt, enqueued_us, backoff, keys_if_undelivered"
 )
 SQL_QUEUE_ACK: Final = "DELETE FROM kvstore_queue WHERE id = %s AND lease_token = %s"
 SQL_QUEUE_RELEASE: Final = (
-    "UPDATE kvstore_queue SET state = 0, due_us = %s, lease_token = NULL WHERE id = %s AND lease_token = %s"
+    "UPDATE kvstore_queue SET due_us = %s, leased_until_us = 0, lease_token = NULL WHERE id = %s AND lease_token = %s"
 )
-SQL_QUEUE_RENEW: Final = "UPDATE kvstore_queue SET due_us = %s WHERE id = %s AND lease_token = %s"
-SQL_QUEUE_BURY: Final = "UPDATE kvstore_queue SET state = 2, lease_token = NULL WHERE id = %s AND lease_token = %s"
-SQL_QUEUE_CLEAR_DEAD: Final = "DELETE FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 2"
-# Each count walks one of the partial indexes, never the whole table.
+SQL_QUEUE_RENEW: Final = "UPDATE kvstore_queue SET leased_until_us = %s WHERE id = %s AND lease_token = %s"
+SQL_QUEUE_BURY: Final = (
+    "UPDATE kvstore_queue SET state = 1, leased_until_us = 0, lease_token = NULL WHERE id = %s AND lease_token = %s"
+)
+SQL_QUEUE_CLEAR_DEAD: Final = "DELETE FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 1"
+# Each count walks one of the partial indexes, never the whole table: ready, delayed, in flight, dead.
 SQL_QUEUE_COUNTS: Final = (
-    "SELECT (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state < 2 AND due_us <= %s),"
-    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state < 2 AND due_us > %s"
-    " AND state = 0),"
-    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state < 2 AND due_us > %s"
-    " AND state = 1),"
-    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 2)"
+    "SELECT (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 0 AND due_us <= %s"
+    " AND leased_until_us <= %s),"
+    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 0 AND due_us > %s"
+    " AND leased_until_us <= %s),"
+    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 0"
+    " AND leased_until_us > %s),"
+    " (SELECT COUNT(*) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state = 1)"
 )
 SQL_QUEUE_PEEK: Final = (
     "SELECT message_id, value, content_type, attempt, enqueued_us, due_us FROM kvstore_queue"
-    " WHERE namespace = %s AND queue = %s AND state < 2 AND due_us <= %s ORDER BY due_us, id LIMIT %s"
+    " WHERE namespace = %s AND queue = %s AND state = 0 AND due_us <= %s AND leased_until_us <= %s"
+    " ORDER BY due_us, id LIMIT %s"
 )
-SQL_QUEUE_NEXT_DUE: Final = "SELECT MIN(due_us) FROM kvstore_queue WHERE namespace = %s AND queue = %s AND state < 2"
+# As SQLite's (see there): the rows up to the first that no lease holds past its due time, not the queue.
+SQL_QUEUE_NEXT_DUE: Final = (
+    "SELECT MIN(GREATEST(due_us, leased_until_us)) FROM kvstore_queue WHERE namespace = %s AND queue = %s"
+    " AND state = 0 AND due_us <= COALESCE((SELECT due_us FROM kvstore_queue WHERE namespace = %s AND queue = %s"
+    " AND state = 0 AND leased_until_us <= due_us ORDER BY due_us, id LIMIT 1), 9223372036854775807)"
+)
 
 QUEUE_STATEMENTS: Final = QueueStatements(
     insert=SQL_QUEUE_INSERT,
