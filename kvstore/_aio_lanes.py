@@ -101,6 +101,12 @@ class Lane(Generic[J]):
 
     def put(self, job: J) -> None:
         """Queue ``job``; the caller orders this against ``stop`` (the store's lock)."""
+        if len(self._threads) == self._size:
+            # Every thread is running: none is to be started, so the count of idle ones, a guide to that
+            # alone, is let be (unlocked: a thread only ever joins the list). Under callgrind a put into a
+            # lane of one busy thread cost 5,900 instructions taking the lock, 3,800 so (the write lane).
+            self._jobs.put(job)
+            return
         with self._count:
             if self._idle:
                 self._idle -= 1  # a waiting thread takes it

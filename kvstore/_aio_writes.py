@@ -62,9 +62,14 @@ def _together(store: KVStore, jobs: list[WriteJob]) -> list[Outcome]:
     outcomes: list[Outcome] = []
     try:
         with write_batch(store):
-            for job in live:
-                if not job[0].done():  # cancelled while the batch ran, before its turn: it never starts
-                    outcomes.append(_call(store, job))
+            for future, call, _ in live:
+                if not future.done():  # cancelled while the batch ran, before its turn: it never starts
+                    # ``_call``, inlined: under callgrind a write of a batch cost 14,500 instructions in this
+                    # loop with the call, 13,700 so.
+                    try:
+                        outcomes.append((future, True, call(store)))
+                    except BaseException as exc:  # this write's failure alone: its savepoint is rolled back
+                        outcomes.append((future, False, exc))
     except BaseException as exc:  # the commit failed: none of the batch's writes happened
         failures = failed([future for future, ok, _ in outcomes if ok], exc)
         return [outcome for outcome in outcomes if not outcome[1]] + failures

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import closing
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -40,9 +41,10 @@ from kvstore._backends.sqlite import SQLiteBackend
 from kvstore._backends.sqlite import block as block_module
 from kvstore._backends.sqlite import sql as sqlite_sql
 from kvstore._backends.sqlite.tx import SQLiteConnection
+from kvstore._codec import CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON
 from kvstore._group import GroupCommit, write_batch
 
-from .conftest import Stores, libpq_url
+from .conftest import FakeClock, Stores, libpq_url
 from .reliability._support import Forked
 
 WAIT = 60.0  # seconds a wait may take before the test fails: only a hang reaches it
@@ -555,6 +557,38 @@ def test_a_write_batch_is_one_transaction_committed_when_it_ends(kv: KVStore) ->
     assert numbers == sorted(set(numbers))
 
 
+def test_a_plain_set_in_a_write_batch_stores_what_a_set_alone_stores(kv: KVStore, clock: FakeClock) -> None:
+    """SQLite writes a plain set of a block with its options as literals: it clears the options of the entry
+    it replaces, keeps a live entry's creation time, gives an expired one a new one, and stores the value."""
+    kv.set("live", "old", metadata={"m": 1}, expire_in=3_600_000, refresh_on_access=True)
+    kv.set("expired", "old", expire_in=60_000)
+    before = kv.get("live")
+    assert before is not None
+    clock.advance(120)
+    with write_batch(kv):
+        results = [kv.set("live", b"\x00new"), kv.set("expired", [1, "x"]), kv.set("fresh", {"a": None})]
+    assert [result.created for result in results] == [False, True, True]
+    live, expired, fresh = (kv.get(key) for key in ("live", "expired", "fresh"))
+    assert live is not None
+    assert expired is not None
+    assert fresh is not None
+    assert (live.value, live.content_type, live.metadata, live.expires_at) == (
+        b"\x00new",
+        CONTENT_TYPE_BINARY,
+        {},
+        None,
+    )
+    assert live.created_at == before.created_at
+    assert live.updated_at > before.updated_at
+    assert (expired.value, expired.metadata, expired.expires_at) == ([1, "x"], {}, None)
+    assert expired.created_at == expired.updated_at == live.updated_at
+    assert (fresh.value, fresh.content_type) == ({"a": None}, CONTENT_TYPE_JSON)
+    clock.advance(7_200)  # past the hour the replaced entry had: the plain set's entry never expires
+    assert _value(kv, "live") == b"\x00new"
+    stamps = [_number(result.versionstamp) for result in results]
+    assert stamps == sorted(set(stamps))
+
+
 def test_an_exception_escaping_a_write_batch_rolls_back_its_writes(kv: KVStore) -> None:
     kv.set("kept", 0)
 
@@ -642,6 +676,9 @@ def test_a_write_batch_whose_transaction_breaks_fails_its_later_writes_and_its_e
                     return real(self, sql, *args)
 
                 monkeypatch.setattr(SQLiteConnection, "execute", execute)
+                # A plain set's statements run on the transaction's own cursor: it fails alike.
+                held = kv._shared.group.block.held  # type: ignore[union-attr]
+                monkeypatch.setattr(held, "_cursor", SimpleNamespace(execute=partial(execute, held._conn)))  # type: ignore[union-attr]
             else:
                 held = kv._shared.group.block.held  # type: ignore[union-attr]
                 with psycopg.connect(libpq_url_of(kv), autocommit=True) as other:
