@@ -10,10 +10,9 @@ without calling any of its code.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from fractions import Fraction
 from itertools import islice
 from pathlib import PosixPath, PurePosixPath, PureWindowsPath, WindowsPath
 from typing import Any, Final
@@ -24,9 +23,12 @@ _LEVELS: Final = 2  # container levels shown; deeper ones are "[...]"
 _EXACT_BITS: Final = 128  # ints of up to 38 digits are shown in full, bigger ones by their size
 # Exact stdlib types whose repr is the stdlib's own, bounded by the value (cut anyway): shown by calling it.
 _TRUSTED: Final = frozenset(
-    {date, datetime, time, timedelta, Decimal, Fraction, complex, range, PosixPath, PurePosixPath, WindowsPath}
-    | {PureWindowsPath}
+    {date, datetime, time, timedelta, complex, range, PosixPath, PurePosixPath, WindowsPath, PureWindowsPath}
 )
+# Decimal and Fraction are trusted too, found where their modules are: an object of either means its module
+# is loaded, and importing fractions (with decimal) here cost 9.7 million instructions (callgrind, ``import
+# datetime, fractions, decimal`` minus ``import datetime``) of every ``import kvstore``.
+_TRUSTED_ELSEWHERE: Final = (("decimal", "Decimal"), ("_decimal", "Decimal"), ("fractions", "Fraction"))
 _BRACKETS: Final[dict[type, tuple[str, str]]] = {
     list: ("[", "]"),
     tuple: ("(", ")"),
@@ -66,7 +68,7 @@ def _shown(obj: Any, levels: int) -> str:
         text, base = repr(bytes(memoryview(obj)[:LIMIT])), bytes
     elif container := next((b for b in _BRACKETS if issubclass(kind, b)), None):
         text, base = _container(obj, container, levels), container
-    elif kind in _TRUSTED:
+    elif kind in _TRUSTED or _trusted_elsewhere(kind):
         try:
             return _cut(repr(obj))
         except Exception:  # a Fraction of huge ints: its repr converts them to decimal digits
@@ -74,6 +76,15 @@ def _shown(obj: Any, levels: int) -> str:
     else:
         return f"<a {type_name(kind)}>"
     return text if kind is base else f"{type_name(kind)}({text})"
+
+
+def _trusted_elsewhere(kind: type) -> bool:
+    """Whether ``kind`` is exactly Decimal or Fraction, without importing either's module."""
+    for module, name in _TRUSTED_ELSEWHERE:
+        loaded = sys.modules.get(module)
+        if loaded is not None and kind is vars(loaded).get(name):
+            return True
+    return False
 
 
 def _int(number: int) -> str:
