@@ -33,7 +33,7 @@ from kvstore import (
     StoreClosedError,
     UsageError,
 )
-from kvstore.server import Token, _entity_api, create_app, create_router
+from kvstore.server import Token, _render, create_app, create_router
 
 TOKEN = "secret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -340,7 +340,7 @@ def test_unexpected_and_storage_errors_are_problems(client: httpx.Client, monkey
     async def busy(*_args: object, **_kwargs: object) -> None:
         raise StoreBusyError("no write lock within the busy timeout")
 
-    monkeypatch.setattr(_entity_api, "get_raw", explode)  # the service's read (kvstore._raw)
+    monkeypatch.setattr(_render, "get_raw", explode)  # the service's read (kvstore._raw)
     unexpected = problem(client.get("/kv/user/x"), 500)
     assert "boom" not in unexpected["detail"]  # no internals leak
     monkeypatch.setattr(AsyncNamespace, "set", busy)
@@ -358,7 +358,7 @@ def test_usage_errors_keep_their_status_and_code(client: httpx.Client, monkeypat
         async def misuse(*_args: object, _cls: type[UsageError] = cls, **_kwargs: object) -> None:
             raise _cls("the store was used the wrong way")
 
-        monkeypatch.setattr(_entity_api, "get_raw", misuse)  # the service's read (kvstore._raw)
+        monkeypatch.setattr(_render, "get_raw", misuse)  # the service's read (kvstore._raw)
         found = problem(client.get("/kv/user/x"), status)
         assert (found["error_code"], found["type"]) == (code, cls("x" * 5).type), cls.__name__
 

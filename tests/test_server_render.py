@@ -17,7 +17,7 @@ import pytest
 
 from kvstore import Entry, KVStore
 from kvstore._raw import Raw, read_raw
-from kvstore.server import _entity_api, _offload, _render, _store_api, create_app
+from kvstore.server import _offload, _render, create_app
 from kvstore.server._budget import LARGE_BODY
 from kvstore.server._entity_api import _answer
 from kvstore.server._models import KVEntity
@@ -58,13 +58,13 @@ def _here(entry: Entry) -> tuple[bytes, bytes]:
 def test_a_large_answer_is_the_one_rendered_here(tmp_path: Path, value: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _stored_size(value) > LARGE_BODY  # rendered in the worker
     spliced: list[bytes] = []
+    original = _render.spliced
 
     def splice(model: Any, json: bytes) -> Any:
         spliced.append(json)
-        return _render.spliced(model, json)
+        return original(model, json)
 
-    monkeypatch.setattr(_store_api, "spliced", splice)
-    monkeypatch.setattr(_entity_api, "spliced", splice)
+    monkeypatch.setattr(_render, "spliced", splice)  # both APIs answer through it (``entry_answer``)
     path = tmp_path / "large.db"
     with KVStore(path) as kv:
         for namespace in (STORE, "user"):
@@ -81,7 +81,7 @@ def test_a_large_answer_is_the_one_rendered_here(tmp_path: Path, value: Any, mon
     assert rendered is not None  # the worker rendered it
     assert rendered[1] == ("base64" if isinstance(value, bytes) else "json")
     here = _here(store_entry)[0]
-    assert bytes(_render.spliced(_entry(raw.entry, (None, rendered[1])), rendered[0]).body) == here
+    assert bytes(original(_entry(raw.entry, (None, rendered[1])), rendered[0]).body) == here
     served = asyncio.run(_gets(create_app(path), [f"/store/{STORE}/kv/large", "/kv/user/large"]))
     assert [answer.status_code for answer in served] == [200, 200]
     assert (served[0].content, served[1].content) == (here, _here(user_entry)[1])

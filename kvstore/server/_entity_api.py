@@ -9,11 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from kvstore import Entry
-from kvstore._raw import Raw, get_raw
 
-from ._budget import LARGE_BODY
 from ._models import (
-    Encoding,
     EntityDeleted,
     EntityDeleteResponse,
     EntityEntry,
@@ -25,9 +22,9 @@ from ._models import (
     problem_responses,
 )
 from ._problems import NotFound
-from ._render import rendered_value, spliced
+from ._render import Shown, entry_answer
 from ._values import from_request, to_response
-from ._views import Views, json_response, off_loop
+from ._views import Views, json_response
 
 EntityParam = Annotated[KVEntity, Path(description="Entity namespace (user or event)")]
 KeyParam = Annotated[
@@ -73,20 +70,13 @@ async def store_value_answer(
 
 async def get_value_answer(views: Views, entity: KVEntity, key: str) -> Response:
     """GetValue on validated parameters; a large value's JSON is rendered in the worker process (``_render``)."""
-    kv = await views.get(entity.value)
-    found = await get_raw(kv, key, LARGE_BODY)
-    if isinstance(found, Raw):
-        rendered = await rendered_value(found.value)
-        if rendered is not None:
-            return spliced(_answer(entity, found.entry, (None, rendered[1])), rendered[0])
-        found = await kv.get(key)  # the worker could not: read and render it here, as before
-    entry = found
-    if entry is None:
+    answer = await entry_answer(await views.get(entity.value), key, lambda entry, shown: _answer(entity, entry, shown))
+    if answer is None:
         raise NotFound(f"no live entry at key {key!r} for entity {entity.value}")
-    return await off_loop(entry.size_bytes, lambda: json_response(_answer(entity, entry)))
+    return answer
 
 
-def _answer(entity: KVEntity, entry: Entry, shown: tuple[Any, Encoding] | None = None) -> EntityEntryResponse:
+def _answer(entity: KVEntity, entry: Entry, shown: Shown | None = None) -> EntityEntryResponse:
     """GetValue's answer; ``shown`` is its value and encoding, if not ``to_response(entry.value)``'s."""
     value, encoding = to_response(entry.value) if shown is None else shown
     data = EntityEntry(

@@ -14,16 +14,24 @@ value, no worker) leaves the answer to the caller, which renders it here as befo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from kvstore import AsyncNamespace, Entry
 from kvstore._codec import decode_value
+from kvstore._raw import Raw, get_raw
 
 from . import _offload
+from ._budget import LARGE_BODY
 from ._models import Encoding
 from ._values import to_response
+from ._views import json_response, off_loop
+
+Shown = tuple[Any, Encoding]
+"""An answer's value and its encoding, where not ``to_response(entry.value)``'s."""
 
 _JSON: Final = b"j"  # the first byte of ``value_json``'s answer: how the value travels
 _BASE64: Final = b"b"
@@ -53,6 +61,24 @@ async def rendered_value(stored: bytes) -> tuple[bytes, Encoding] | None:
     if answer is None or answer[:1] not in _ENCODINGS:
         return None
     return answer[1:], _ENCODINGS[answer[:1]]
+
+
+async def entry_answer(
+    kv: AsyncNamespace, key: str, answer: Callable[[Entry, Shown | None], BaseModel]
+) -> Response | None:
+    """The answer (``answer(entry, shown)``) of a GET of the live entry at ``key``, None if there is none: a
+    value of more than ``LARGE_BODY`` stored bytes has its JSON rendered in the worker; one the worker cannot
+    render is read and rendered here, as every other, in a thread when it is large (``off_loop``)."""
+    found = await get_raw(kv, key, LARGE_BODY)
+    if isinstance(found, Raw):
+        rendered = await rendered_value(found.value)
+        if rendered is not None:
+            return spliced(answer(found.entry, (None, rendered[1])), rendered[0])
+        found = await kv.get(key)  # the worker could not: read and render it here, as before
+    entry = found
+    if entry is None:
+        return None
+    return await off_loop(entry.size_bytes, lambda: json_response(answer(entry, None)))
 
 
 def spliced(model: BaseModel, value: bytes) -> Response:

@@ -11,14 +11,11 @@ from starlette.responses import Response
 from ulid import ULID
 
 from kvstore import Entry, InvalidNamespaceError
-from kvstore._raw import Raw, get_raw
 from kvstore._validation import MAX_KEY_LENGTH
 
-from ._budget import LARGE_BODY
 from ._models import (
     VERSIONSTAMP_PATTERN,
     DeleteKVResponse,
-    Encoding,
     KVEntry,
     ListKVResponse,
     SetKVRequest,
@@ -26,7 +23,7 @@ from ._models import (
     problem_responses,
 )
 from ._problems import ConditionFailed, NotFound
-from ._render import rendered_value, spliced
+from ._render import Shown, entry_answer
 from ._values import from_request, to_response
 from ._views import Views, json_response, off_loop
 
@@ -90,7 +87,7 @@ def _namespace(store: str) -> str:
         raise InvalidNamespaceError(f"store {store!r} is not a ULID: {exc}") from exc
 
 
-def _entry(entry: Entry, shown: tuple[Any, Encoding] | None = None) -> KVEntry:
+def _entry(entry: Entry, shown: Shown | None = None) -> KVEntry:
     """The answer's entry; ``shown`` is its value and encoding, if not ``to_response(entry.value)``'s."""
     value, encoding = to_response(entry.value) if shown is None else shown
     return KVEntry(
@@ -128,17 +125,10 @@ async def set_kv_answer(views: Views, store: str, key: str, body: SetKVRequest, 
 
 async def get_kv_answer(views: Views, store: str, key: str) -> Response:
     """GetKV on validated parameters; a large value's JSON is rendered in the worker process (``_render``)."""
-    kv = await views.get(_namespace(store))
-    found = await get_raw(kv, key, LARGE_BODY)
-    if isinstance(found, Raw):
-        rendered = await rendered_value(found.value)
-        if rendered is not None:
-            return spliced(_entry(found.entry, (None, rendered[1])), rendered[0])
-        found = await kv.get(key)  # the worker could not: read and render it here, as before
-    entry = found
-    if entry is None:
+    answer = await entry_answer(await views.get(_namespace(store)), key, _entry)
+    if answer is None:
         raise NotFound(f"no live entry at key {key!r} in store {store}")
-    return await off_loop(entry.size_bytes, lambda: json_response(_entry(entry)))
+    return answer
 
 
 def store_routes(router: APIRouter, views: Views) -> None:
