@@ -27,16 +27,16 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ._backends.base import UNCONDITIONAL
 from ._backends.sqlite.loopread import LOOP_VALUE_MAX
 from ._backends.sqlite.loopwrite import CHECKPOINT_EVERY, LoopWriter
-from ._codec import JSON, Value, from_epoch_us, parse_versionstamp, stamp_bytes
+from ._codec import JSON, Value, stamp_bytes
 from ._errors import ForkedStoreError, StoreClosedError
-from ._models import SetResult, new_tuple
+from ._models import SetResult
 from ._mutations import build_put
 from ._namespace import Namespace
 from ._shared import Shared
 from ._validation import Milliseconds
+from ._write import expected_of, set_result
 
 if TYPE_CHECKING:
     from ._aio_worker import Core
@@ -177,43 +177,20 @@ def _on_loop(
         view._name, key, value, shared.now_us, shared.max_value_size, shared.max_metadata_size, expire_in,
         expire_at, refresh_on_access, metadata, content_type, if_versionstamp, if_not_exists, overwrite,
     )  # fmt: skip
-    if if_versionstamp is not None:
-        expected: int | None = parse_versionstamp(if_versionstamp)
-    else:
-        expected = UNCONDITIONAL if put.overwrite and not if_not_exists else None
     now_us = shared.now_us()
-    done = writer.put(put, expected, now_us)
+    done = writer.put(put, expected_of(put, if_versionstamp, if_not_exists), now_us)
     if type(done) is not tuple:
         return None  # busy, or a condition that did not hold (the thread reports it), or no block for it
     version, found = done
     _committed(core, shared)
-    expires_us = put.expires_us(now_us)
-    return new_tuple(
-        SetResult,
-        (
-            True,
-            True,
-            stamp_bytes(version).hex(),  # format_versionstamp, inlined (as in ``_write``)
-            not found,
-            key,
-            None if expires_us is None else from_epoch_us(expires_us),
-            put.content_type,
-            len(put.value),
-        ),
-    )
+    return set_result(key, put, (True, True, stamp_bytes(version).hex(), found), now_us)  # format_versionstamp
 
 
 def _committed(core: Core, shared: Shared) -> None:
     """``Shared.committed`` for a loop commit, whose purge and checkpoint go to threads."""
-    if shared.watchers:
-        with shared.changed:
-            shared.commits += 1
-            shared.changed.notify_all()
-    shared.writes += 1
     core.loop_commits += 1
     with contextlib.suppress(StoreClosedError, ForkedStoreError):  # closed since: nothing left to tidy
-        if shared.auto_purge_every and shared.writes % shared.auto_purge_every == 0:
-            _later(core.write_alone(lambda _store: shared._purge()))
+        shared.committed(lambda: _later(core.write_alone(lambda _store: shared._purge())))
         if core.loop_commits % CHECKPOINT_EVERY == 0:
             _later(core.read(_checkpoint))
 

@@ -15,15 +15,15 @@ from operator import itemgetter
 from typing import Any, Final, Literal, overload
 
 from ._atomic import AtomicOperation
-from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, UNCONDITIONAL, Found, Row
+from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, Found, Row
 from ._checksum import corrupt_whole
-from ._codec import JSON, Value, from_epoch_us, parse_versionstamp
+from ._codec import JSON, Value
 from ._entries import entries_of, entry_of, found_of
 from ._errors import InvalidOptionsError, ReadOnlyStoreError, StoreBusyError
 from ._iterate import DEFAULT_PAGE_SIZE, PAGE_BYTES, ListIterator
 from ._listing import Pager, key_range, list_keys_page, list_page
 from ._mapping import KVMapping
-from ._models import Entry, KeyPage, Page, SetResult, new_tuple
+from ._models import Entry, KeyPage, Page, SetResult
 from ._mutations import Check, Delete, build_put
 from ._queue_api import QueueAPI
 from ._shared import Shared
@@ -41,7 +41,7 @@ from ._validation import (
     check_versionstamp,
 )
 from ._watch import Watch
-from ._write import commit, delete_range_batch, set_entry
+from ._write import commit, delete_range_batch, expected_of, set_entry, set_result
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
@@ -96,28 +96,11 @@ class Namespace(QueueAPI):
             self._name, key, value, shared.now_us, shared.max_value_size, shared.max_metadata_size, expire_in,
             expire_at, refresh_on_access, metadata, content_type, if_versionstamp, if_not_exists, overwrite,
         )  # fmt: skip
-        if if_versionstamp is not None:
-            expected: int | None = parse_versionstamp(if_versionstamp)
-        else:
-            expected = UNCONDITIONAL if put.overwrite and not if_not_exists else None
         now_us = shared.now_us()
-        ok, written, versionstamp, found = set_entry(shared.group, put, expected, now_us)
-        if written:
+        written = set_entry(shared.group, put, expected_of(put, if_versionstamp, if_not_exists), now_us)
+        if written[1]:
             shared.committed()
-        expires_us = put.expires_us(now_us)
-        return new_tuple(
-            SetResult,
-            (
-                ok,
-                written,
-                versionstamp,
-                written and not found,
-                key,
-                None if expires_us is None else from_epoch_us(expires_us),
-                put.content_type,
-                len(put.value),
-            ),
-        )
+        return set_result(key, put, written, now_us)
 
     def get(self, key: str) -> Entry | None:
         """The live entry at ``key``, or None; reading an entry set with refresh_on_access extends it."""

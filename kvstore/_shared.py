@@ -79,8 +79,9 @@ class Shared:
             raise ConfigurationError(f"the store's clock says {shown(now)} s: not an instant from 1970 to 9998")
         return now_us
 
-    def committed(self) -> None:
-        """After every committed write: wake this process's watchers, and now and then purge a batch.
+    def committed(self, purge: Callable[[], object] | None = None) -> None:
+        """After every committed write: wake this process's watchers, and now and then purge a batch (or call
+        ``purge`` instead, which a write on the event loop passes to have a thread purge).
 
         A write inside this thread's ``write_batch`` block has not committed yet: it is counted, and the block
         signals for all of them at once when it commits (``_block_committed``).
@@ -95,7 +96,7 @@ class Shared:
                 self.changed.notify_all()
         self.writes += 1  # unlocked: an approximate count is all a purge schedule needs
         if self.auto_purge_every and self.writes % self.auto_purge_every == 0:
-            self._purge()
+            (self._purge if purge is None else purge)()
 
     def _block_committed(self, writes: int) -> None:
         """A ``write_batch`` block committed ``writes`` writes: one signal for them all."""

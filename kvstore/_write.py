@@ -23,11 +23,13 @@ from ._codec import (
     default_content_type,
     encode_value,
     format_versionstamp,
+    from_epoch_us,
     parse_versionstamp,
     stamp_bytes,
 )
 from ._entries import entry_of, found_of
 from ._group import GroupCommit
+from ._models import SetResult, new_tuple
 from ._mutations import Arith, Check, Delete, Enqueue, Mutation, Outcome, Put
 from ._rows import combined_value, put_row, queue_row, stamped
 
@@ -55,6 +57,32 @@ Written: TypeAlias = tuple[bool, bool, str | None, bool]
 (the versionstamp is then the live entry's, None if there is none); ``written`` whether it wrote (False for
 an ``overwrite=False`` put that left a live entry alone, whose versionstamp it reports); otherwise the
 versionstamp is the commit's and ``found`` whether a live entry was replaced."""
+
+
+def expected_of(put: Put, if_versionstamp: str | None, if_not_exists: bool) -> int | None:
+    """``set_entry``'s ``expected`` for a set with these options (``put`` built from them)."""
+    if if_versionstamp is not None:
+        return parse_versionstamp(if_versionstamp)
+    return UNCONDITIONAL if put.overwrite and not if_not_exists else None
+
+
+def set_result(key: str, put: Put, written: Written, now_us: int) -> SetResult:
+    """The ``SetResult`` of ``put`` at ``key``, made at ``now_us``, from ``set_entry``'s answer."""
+    ok, wrote, versionstamp, found = written
+    expires_us = put.expires_us(now_us)
+    return new_tuple(
+        SetResult,
+        (
+            ok,
+            wrote,
+            versionstamp,
+            wrote and not found,
+            key,
+            None if expires_us is None else from_epoch_us(expires_us),
+            put.content_type,
+            len(put.value),
+        ),
+    )
 
 
 def set_entry(group: GroupCommit, put: Put, expected: int | None, now_us: int) -> Written:
