@@ -4,14 +4,15 @@ or holds a column kvstore never writes, raises CorruptEntryError (``_checksum``)
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from itertools import repeat
+from operator import itemgetter
 from struct import error as StructError
 from typing import Any, Final
 from zlib import crc32
 
-from ._backends.base import ROW_KEY, Found, Row, Whole
+from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, Found, Row, Whole
 from ._checksum import SEEDS, corrupt, seed_of, verified, verify_rows
 from ._codec import _INSTANTS, decode_metadata, decode_value, decode_values, from_epoch_us, instants_of, stamp_bytes
 from ._errors import CorruptEntryError, NotADatabaseError
@@ -54,6 +55,20 @@ def _entries(columns: list[tuple[Any, ...]], count: int) -> list[Entry]:
     stamps = map(bytes.hex, map(stamp_bytes, versions))  # format_versionstamp, inlined
     fields = (keys, decode_values(blobs), stamps, metas, content_types, map(len, blobs), created_at, updated_at)
     return list(map(new_tuple, repeat(Entry), zip(*fields, expires_at, strict=True)))
+
+
+def unfolded(rows: list[Row], read: Callable[[str], Found | None]) -> list[Row]:
+    """``rows`` (of ``get_many``) with each that holds ``REFRESH`` for its checksum replaced by ``read(key)``
+    (an entry refreshed on access, read whole), or left out if that finds none live."""
+    if REFRESH not in map(itemgetter(CHECKSUM), rows):
+        return rows
+    kept: list[Row] = []
+    for row in rows:
+        key = row[ROW_KEY]
+        fresh = row[:ROW_KEY] if row[CHECKSUM] != REFRESH else read(key)
+        if fresh is not None:
+            kept.append((*fresh, key))
+    return kept
 
 
 def found_of(whole: Whole) -> Found:

@@ -15,10 +15,10 @@ from operator import itemgetter
 from typing import Any, Final, Literal, overload
 
 from ._atomic import AtomicOperation
-from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, Found, Row
+from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, Found
 from ._checksum import corrupt_whole
 from ._codec import JSON, Value
-from ._entries import entries_of, entry_of, found_of
+from ._entries import entries_of, entry_of, found_of, unfolded
 from ._errors import InvalidOptionsError, ReadOnlyStoreError, StoreBusyError
 from ._iterate import DEFAULT_PAGE_SIZE, PAGE_BYTES, ListIterator
 from ._listing import Pager, key_range, list_keys_page, list_page
@@ -45,7 +45,6 @@ from ._write import commit, delete_range_batch, expected_of, set_entry, set_resu
 
 DEFAULT_NAMESPACE: Final = "default"
 _REFRESH_ATTEMPTS: Final = 8
-_CHECKSUM: Final = itemgetter(CHECKSUM)  # of a Row
 _KEY: Final = itemgetter(ROW_KEY)
 
 
@@ -124,14 +123,7 @@ class Namespace(QueueAPI):
         shared = self._shared
         now_us = shared.now_us()
         rows = shared.backend.get_many(self._name, wanted, now_us)
-        if REFRESH in map(_CHECKSUM, rows):
-            kept: list[Row] = []
-            for row in rows:
-                key = row[ROW_KEY]
-                fresh = row[:ROW_KEY] if row[CHECKSUM] != REFRESH else self._refresh(key, now_us)
-                if fresh is not None:
-                    kept.append((*fresh, key))
-            rows = kept
+        rows = unfolded(rows, lambda key: self._refresh(key, now_us))
         found = dict(zip(map(_KEY, rows), entries_of(rows), strict=True))
         return list(map(found.get, wanted))
 

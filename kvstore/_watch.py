@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Self
 
-from ._backends.base import CHECKSUM, REFRESH, ROW_KEY, Row
-from ._entries import entries_of, found_of
+from ._backends.base import Found
+from ._entries import entries_of, found_of, unfolded
 from ._errors import StoreClosedError
 from ._models import Entry
 from ._shared import Shared
@@ -85,8 +85,7 @@ class Watch(Iterator[list[Entry | None]]):
     def _read(self, now_us: int) -> list[Entry | None] | None:
         """The watched entries, if they differ from the last snapshot yielded."""
         found = self._shared.backend.get_many(self._namespace, self._keys, now_us)
-        if any(row[CHECKSUM] == REFRESH for row in found):
-            found = self._whole(found, now_us)
+        found = unfolded(found, lambda key: self._whole(key, now_us))
         versions: dict[str, int] = {}
         expiries: list[int] = []
         for _, version, _, _, _, _, expires_us, _, key in found:
@@ -101,18 +100,11 @@ class Watch(Iterator[list[Entry | None]]):
         entries = {entry.key: entry for entry in entries_of(found)}
         return [entries.get(key) for key in self._keys]
 
-    def _whole(self, rows: list[Row], now_us: int) -> list[Row]:
-        """``rows`` with each entry refreshed on access read again whole, for its checksum (a watch refreshes
-        nothing): those few are read after the others, not in their snapshot."""
-        kept: list[Row] = []
-        backend = self._shared.backend
-        for row in rows:
-            key = row[ROW_KEY]
-            if row[CHECKSUM] != REFRESH:
-                kept.append(row)
-            elif (whole := backend.get_whole(self._namespace, key, now_us)) is not None:
-                kept.append((*found_of(whole), key))
-        return kept
+    def _whole(self, key: str, now_us: int) -> Found | None:
+        """An entry refreshed on access read again whole, for its checksum (a watch refreshes nothing): such
+        entries are read after the others, not in their snapshot."""
+        whole = self._shared.backend.get_whole(self._namespace, key, now_us)
+        return None if whole is None else found_of(whole)
 
     def close(self) -> None:
         """Stop watching and release the watcher's connection; a waiting iteration ends."""
