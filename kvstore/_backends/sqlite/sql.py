@@ -13,6 +13,16 @@ from typing import Final
 from ..._migrate import VERSION_TABLE
 from ..transaction import Statements
 
+
+def with_literal(sql: str, bound: str, literal: str) -> str:
+    """``sql`` with its parameters ``bound`` written as ``literal`` (a statement for values that are always the
+    same: sqlite3 passes None, bools and bytes through an adapter lookup that costs more than the statement's
+    own binding); an error, at import, if ``sql`` no longer holds ``bound``."""
+    if bound not in sql:  # pragma: no cover - a change to ``sql`` that its derived statement must follow
+        raise AssertionError(f"{bound!r} is not in {sql!r}")
+    return sql.replace(bound, literal)
+
+
 # A point read's last column is the checksum, or -1 (``REFRESH``) for an entry refreshed on access, which its
 # reader then reads whole (SQL_GET_WHOLE): one column rather than a TTL beside the checksum, because each
 # column a read returns costs the driver a conversion on every row (2,300 of a get's 50,900 instructions

@@ -16,17 +16,11 @@ from ..._errors import KVError, StorageError
 from ..._mutations import Put
 from ..base import Transaction
 from .errors import rolled_back
-from .sql import SQL_PUT, SQL_REPLACE_LIVE
+from .sql import SQL_PUT, SQL_REPLACE_LIVE, with_literal
 from .tx import SQLiteConnection, SQLiteTx
 
 T = TypeVar("T")
 Translate = Callable[[sqlite3.Error], KVError]
-
-
-def _literal(sql: str, bound: str, literal: str) -> str:
-    if bound not in sql:  # pragma: no cover - a change to ``sql`` that this module must follow
-        raise AssertionError(f"{bound!r} is not in {sql!r}")
-    return sql.replace(bound, literal)
 
 
 # The statements of ``Held.upsert`` for a plain put (no metadata, no expiry, no refresh), which write those
@@ -34,12 +28,12 @@ def _literal(sql: str, bound: str, literal: str) -> str:
 # bytearray (None, a bool, bytes) through its adapter lookup, which fails with an AttributeError it builds and
 # clears: ~3,300 instructions each. A batched set bound five such (the value, three NULLs, the flag): under
 # callgrind it cost 115,600 instructions so, and 99,800 with these and the value bound as a bytearray.
-_PLAIN_REPLACE_LIVE = _literal(
-    _literal(SQL_REPLACE_LIVE, "metadata = ?", "metadata = NULL"),
+_PLAIN_REPLACE_LIVE = with_literal(
+    with_literal(SQL_REPLACE_LIVE, "metadata = ?", "metadata = NULL"),
     "expires_us = ?, ttl_us = ?, refresh_on_access = ?",
     "expires_us = NULL, ttl_us = NULL, refresh_on_access = 0",
 )
-_PLAIN_PUT = _literal(
+_PLAIN_PUT = with_literal(
     SQL_PUT, "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", "VALUES (?, ?, ?, ?, NULL, ?, ?, ?, NULL, NULL, 0, ?)"
 )
 # Values up to this many bytes are bound as a bytearray: copying 16 KiB takes an AVX memcpy some hundreds of
